@@ -1,0 +1,348 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""proot backend: rootless containers for Android/Termux and Linux without systemd.
+
+Layout (shared with the Volt CLI): <data_dir>/containers/<name>/{rootfs/, config.yaml,
+state.json, logs/current.log}, images under <data_dir>/images/<image>/, scratch in <data_dir>/tmp.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import tempfile
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _process, _rootfs, _store
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name, validate_name
+
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
+FALLBACK_LOCATIONS = (
+    "${PREFIX}/bin/proot",
+    "/data/data/com.termux/files/usr/bin/proot",
+    "/data/local/tmp/proot",
+    "~/proot",
+)
+
+
+class ProotFeatures:
+    """What a proot binary can do, read from its --help (version strings lie across forks)."""
+
+    def __init__(self, help_text: str) -> None:
+        self.kill_on_exit = "--kill-on-exit" in help_text
+        self.link2symlink = "--link2symlink" in help_text
+        # Upstream proot >= 5.2 maps ports with `-p PORT_IN:PORT_OUT`; Termux's fork uses -p
+        # for something else, so the help must describe a port mapping.
+        self.port_mapping = (
+            bool(re.search(r"^\s*-p\s.*(port)", help_text, re.MULTILINE | re.IGNORECASE)) and "--port" in help_text
+        )
+
+    def as_dict(self) -> dict:
+        return {"kill_on_exit": self.kill_on_exit, "link2symlink": self.link2symlink, "port_mapping": self.port_mapping}
+
+
+def on_android() -> bool:
+    return bool(os.environ.get("TERMUX_VERSION") or os.environ.get("ANDROID_ROOT")) or os.path.exists(
+        "/system/build.prop"
+    )
+
+
+class ProotBackend(Backend):
+    name = "proot"
+
+    def __init__(self, runner, data_dir, settings) -> None:
+        super().__init__(runner, data_dir, settings)
+        self._proot: str | None = None
+        self._features: ProotFeatures | None = None
+
+    # -- paths -------------------------------------------------------------------------------
+    def _dir(self, name: str) -> str:
+        return os.path.join(self.data_dir, "containers", validate_name(name))
+
+    def _image_path(self, image: str) -> str:
+        images = os.path.join(self.data_dir, "images")
+        for candidate in (image, image_dir_name(image)):
+            path = os.path.join(images, candidate)
+            if "/" not in candidate and os.path.isdir(path):
+                return path
+        raise VoltError(
+            f"image {image!r} is not in the image store {images} (add it with volt_image, or use rootfs)", image=image
+        )
+
+    # -- proot binary --------------------------------------------------------------------------
+    def proot(self) -> str:
+        if self._proot:
+            return self._proot
+        explicit = self.settings.get("proot_path")
+        if explicit:
+            if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+                raise VoltError(f"proot_path {explicit} is not an executable file", path=explicit)
+            self._proot = explicit
+            return explicit
+        found = self.runner.which("proot")
+        for location in FALLBACK_LOCATIONS:
+            if found:
+                break
+            path = os.path.expanduser(os.path.expandvars(location))
+            if "$" not in path and os.path.isfile(path) and os.access(path, os.X_OK):
+                found = path
+        if not found:
+            raise VoltError(
+                "proot was not found on PATH, in $PREFIX/bin, /data/local/tmp or ~/proot; "
+                "install it (the armoredgate.volt.proot role does) or set proot_path"
+            )
+        self._proot = found
+        return found
+
+    def features(self) -> ProotFeatures:
+        if self._features is None:
+            _rc, out, err = self.runner.run([self.proot(), "--help"], check=False)
+            self._features = ProotFeatures(out + err)
+        return self._features
+
+    def check_config(self, config: dict) -> None:
+        for mode_suffix in [v for v in config.get("volumes") or [] if v.endswith(":ro")]:
+            raise VoltError(
+                f"volume {mode_suffix!r}: proot cannot make a bind read-only; drop ':ro' or use the systemd backend"
+            )
+        remapped = [p for p in config.get("ports") or [] if p.split(":")[0] != p.split(":")[1]]
+        if remapped and not self.features().port_mapping:
+            same = remapped[0].split(":")[1]
+            raise VoltError(
+                f"ports {', '.join(remapped)} map a host port to a different container port, which "
+                f"{self.proot()} cannot do (no port mapping in its --help; proot >= 5.2 has it). The "
+                f"container shares the host's network, so use the same port on both sides, e.g. '{same}:{same}'"
+            )
+
+    # -- records -------------------------------------------------------------------------------
+    def _read(self, name: str) -> tuple[dict, dict] | None:
+        directory = self._dir(name)
+        if not os.path.isdir(directory):
+            return None
+        for record in ("config.yaml", "state.json"):
+            if not os.path.isfile(os.path.join(directory, record)):
+                raise VoltError(
+                    f"corrupt container {name}: {record} is missing", path=os.path.join(directory, record), corrupt=True
+                )
+        config = _store.read_config(os.path.join(directory, "config.yaml"))
+        state = _store.read_json(os.path.join(directory, "state.json"))
+        return config, state
+
+    def _write_state(self, name: str, state: dict) -> None:
+        _store.write_json(os.path.join(self._dir(name), "state.json"), state)
+
+    def _running(self, state: dict) -> bool:
+        return state.get("status") == "running" and _process.is_alive(
+            state.get("pid"), state.get("pid_start_time"), state.get("boot_id")
+        )
+
+    def _stopped_state(self, state: dict) -> dict:
+        stopped = dict(state, status="stopped", pid=0)
+        stopped.pop("pid_start_time", None)
+        stopped.pop("session", None)
+        stopped["stopped_at"] = _store.utc_now()
+        return stopped
+
+    def inspect(self, name: str, persist: bool = False) -> ContainerRecord | None:
+        records = self._read(name)
+        if records is None:
+            return None
+        config, state = records
+        if state.get("status") == "running" and not self._running(state):
+            state = self._stopped_state(state)
+            if persist:
+                self._write_state(name, state)
+        rootfs = os.path.join(self._dir(name), "rootfs")
+        return ContainerRecord(
+            name=name,
+            backend=self.name,
+            status=state.get("status", "created"),
+            config=config.get("options", {}),
+            pid=state.get("pid") or None,
+            rootfs=rootfs,
+            os=_rootfs.os_release(rootfs),
+            command=state.get("command"),
+            created_at=state.get("created_at"),
+            started_at=state.get("started_at"),
+            stopped_at=state.get("stopped_at"),
+        )
+
+    def list(self) -> list[ContainerRecord]:
+        containers = os.path.join(self.data_dir, "containers")
+        try:
+            names = sorted(os.listdir(containers))
+        except FileNotFoundError:
+            return []
+        records = []
+        for name in names:
+            if name.startswith(".") or not os.path.isdir(os.path.join(containers, name)):
+                continue  # staging and removal directories, stray files
+            try:
+                record = self.inspect(name)
+            except VoltError as exc:
+                record = ContainerRecord(name=name, backend=self.name, status="corrupt", config={"error": exc.msg})
+            if record is not None:
+                records.append(record)
+        return records
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def create(self, name: str, config: dict) -> None:
+        containers = os.path.join(self.data_dir, "containers")
+        final = self._dir(name)
+        source = self._image_path(config["image"]) if config.get("image") else config.get("rootfs")
+        if not source:
+            raise VoltError(f"container {name} does not exist: give image or rootfs to create it")
+        for directory in (containers, os.path.join(self.data_dir, "tmp")):
+            os.makedirs(directory, exist_ok=True)
+        os.chmod(os.path.join(self.data_dir, "tmp"), 0o1777)  # PROOT_TMP_DIR must be writable
+        if os.path.lexists(final):
+            raise VoltError(f"container {name} already exists at {final}", path=final)
+        # Build under a hidden name and rename into place: a failure leaves no half container.
+        staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
+        try:
+            os.chmod(staging, 0o755)
+            os.mkdir(os.path.join(staging, "rootfs"), 0o755)
+            os.mkdir(os.path.join(staging, "logs"), 0o755)
+            _rootfs.clone_tree(self.runner, source, os.path.join(staging, "rootfs"))
+            _store.write_config(
+                os.path.join(staging, "config.yaml"),
+                {
+                    "name": name,
+                    "image": config.get("image"),
+                    "rootfs": os.path.join(final, "rootfs"),
+                    "options": config,
+                },
+            )
+            _store.write_json(
+                os.path.join(staging, "state.json"),
+                {
+                    "name": name,
+                    "status": "created",
+                    "pid": 0,
+                    "created_at": _store.utc_now(),
+                },
+            )
+            os.rename(staging, final)
+        except BaseException:
+            _rootfs.remove_tree(staging)
+            raise
+
+    def remove(self, name: str, stop_timeout: float) -> None:
+        directory = self._dir(name)
+        try:
+            self.stop(name, stop_timeout)
+        except VoltError as exc:
+            if not exc.details.get("corrupt"):
+                raise
+        doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(directory))
+        os.rename(directory, os.path.join(doomed, name))
+        _rootfs.remove_tree(doomed)
+
+    def guest_argv(self, rootfs: str, config: dict, command: list[str]) -> list[str]:
+        """The proot command line for a guest command; start (and later exec) share it."""
+        features = self.features()
+        argv = [
+            self.proot(),
+            "-r",
+            rootfs,
+            "-0",
+            "-w",
+            config.get("workdir") or "/",
+            "-b",
+            "/dev",
+            "-b",
+            "/proc",
+            "-b",
+            "/sys",
+            "-b",
+            "/dev/urandom:/dev/random",
+        ]
+        if config.get("kernel_release"):
+            argv += ["-k", config["kernel_release"]]
+        if features.kill_on_exit:
+            argv.append("--kill-on-exit")
+        if features.link2symlink and on_android():  # SELinux forbids hard links there
+            argv.append("--link2symlink")
+        for port in config.get("ports") or []:
+            host, guest = port.split(":")
+            if host != guest:
+                argv += ["-p", f"{guest}:{host}"]
+        for volume in config.get("volumes") or []:
+            argv += ["-b", volume]
+        return argv + list(command)
+
+    def guest_env(self, name: str, config: dict) -> dict[str, str]:
+        """A clean environment (nothing of the module's leaks in), then the user's env."""
+        tmp = os.path.join(self.data_dir, "tmp")
+        env = {
+            "HOME": "/root",
+            "PATH": GUEST_PATH,
+            "TERM": "xterm",
+            "CONTAINER_NAME": name,
+            "PROOT_TMP_DIR": tmp,
+            "PROOT_NO_SECCOMP": "1",
+        }
+        env.update(config.get("env") or {})
+        return env
+
+    def start(self, name: str) -> None:
+        records = self._read(name)
+        if records is None:
+            raise VoltError(f"container {name} does not exist")
+        config, state = records
+        if self._running(state):
+            return
+        options = config.get("options", {})
+        rootfs = os.path.join(self._dir(name), "rootfs")
+        command = options.get("command") or _rootfs.detect_entrypoint(rootfs)
+        if not command:
+            looked_for = ", ".join(candidate[0] for candidate in _rootfs.ENTRYPOINT_CANDIDATES)
+            raise VoltError(
+                f"container {name}: no entrypoint found in its rootfs (looked for {looked_for}); set command"
+            )
+        argv = self.guest_argv(rootfs, options, command)
+        log_path = os.path.join(self._dir(name), "logs", "current.log")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(
+                "[volt] Container {} starting at {}\n[volt] proot={}\n[volt] rootfs={}\n[volt] entrypoint={}\n".format(
+                    name, _store.utc_now(), argv[0], rootfs, " ".join(command)
+                )
+            )
+        pid = _process.daemonize(argv, self.guest_env(name, options), log_path)
+        started = _process.start_time(pid)
+        state = dict(
+            state,
+            status="running" if started is not None else "stopped",
+            pid=pid if started else 0,
+            pid_start_time=started,
+            session=_process.session_of(pid),
+            boot_id=_process.boot_id(),
+            started_at=_store.utc_now(),
+            command=list(command),
+            proot=argv[0],
+        )
+        self._write_state(name, state)
+
+    def stop(self, name: str, timeout: float) -> None:
+        records = self._read(name)
+        if records is None:
+            return
+        _config, state = records
+        if state.get("status") != "running":
+            return
+        if state.get("boot_id", "") == _process.boot_id():  # pids of an earlier boot mean nothing
+            _process.terminate_tree(state["pid"], state.get("pid_start_time"), state.get("session"), timeout)
+        self._write_state(name, self._stopped_state(state))
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        path = os.path.join(self._dir(name), "logs", "current.log")
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return [line.rstrip("\n") for line in collections.deque(handle, maxlen=lines)] if lines else []
+        except FileNotFoundError:
+            return []

@@ -1,0 +1,15 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one exception type that lower layers raise; only a module's main() turns it into fail_json."""
+
+from __future__ import annotations
+
+
+class VoltError(Exception):
+    """A failure with a message for the user and optional details (cmd, rc, stderr, path, ...)."""
+
+    def __init__(self, msg: str, **details: object) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details

@@ -1,0 +1,114 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The container state machine: read current -> compare -> plan -> act (unless check mode)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _options
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+
+def plan(state: str, current: ContainerRecord | None, drift: list[str], recreate: bool) -> list[str]:
+    """The actions that take `current` to `state`, in order. Pure: unit-tested on its own."""
+    if state == "absent":
+        return ["remove"] if current else []
+    actions: list[str] = []
+    running = bool(current and current.running)
+    if current and (drift or recreate):
+        actions.append("remove")
+        current = None
+    if current is None:
+        actions.append("create")
+    if state in ("started", "restarted") and running and not actions:
+        if state == "restarted":
+            actions += ["stop", "start"]
+    elif state in ("started", "restarted"):
+        actions.append("start")
+    elif state == "stopped" and running and not actions:
+        actions.append("stop")
+    elif state == "present" and running and actions:
+        actions.append("start")  # a recreated container comes back as it was
+    return actions
+
+
+def _view(record: ContainerRecord | None) -> dict:
+    if record is None:
+        return {"state": "absent"}
+    return {"state": record.status, "config": record.config}
+
+
+class ContainerManager:
+    """Drives one backend through the plan for one container."""
+
+    def __init__(self, backend: Backend, params: dict, check_mode: bool, warn) -> None:
+        self.backend = backend
+        self.params = params
+        self.check_mode = check_mode
+        self.desired = _options.desired_config(params, backend.name, warn)
+        backend.check_config(self.desired)
+
+    def _current(self) -> ContainerRecord | None:
+        name = self.params["name"]
+        try:
+            return self.backend.inspect(name, persist=not self.check_mode)
+        except VoltError as exc:
+            if not (exc.details.get("corrupt") and self.params["force"]):
+                if exc.details.get("corrupt"):
+                    exc.msg += " (force: true removes the broken container)"
+                raise
+            # force: treat the broken container as one that must be replaced
+            return ContainerRecord(name=name, backend=self.backend.name, status="corrupt")
+
+    def run(self) -> dict:
+        name = self.params["name"]
+        lock = contextlib.nullcontext() if self.check_mode else self.backend.lock(name)
+        with lock:
+            current = self._current()
+            drift = []
+            if current is not None and self.params["state"] != "absent":
+                drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
+            actions = plan(self.params["state"], current, drift, self.params["recreate"])
+            config = _options.effective_config(
+                self.desired
+                if current is None or drift or self.params["recreate"]
+                else dict(current.config, **self.desired)
+            )
+            predicted = self._predict(current, actions, config)
+            if actions and not self.check_mode:
+                self._act(actions, config)
+                after = self.backend.inspect(name)
+            else:
+                after = current if current is None or current.status != "corrupt" else None
+        result = {
+            "changed": bool(actions),
+            "actions": actions,
+            "drifted": drift,
+            "container": after.to_result() if after else {},
+            "diff": {"before": _view(current), "after": predicted},
+        }
+        return result
+
+    def _predict(self, current: ContainerRecord | None, actions: list[str], config: dict) -> dict:
+        if self.params["state"] == "absent":
+            return {"state": "absent"}
+        if not actions:
+            return _view(current)
+        last = [a for a in actions if a in ("start", "stop", "create")][-1]
+        return {"state": {"start": "running", "stop": "stopped", "create": "created"}[last], "config": config}
+
+    def _act(self, actions: list[str], config: dict) -> None:
+        name = self.params["name"]
+        timeout = self.params["stop_timeout"]
+        for action in actions:
+            if action == "remove":
+                self.backend.remove(name, timeout)
+            elif action == "create":
+                self.backend.create(name, config)
+            elif action == "start":
+                self.backend.start(name)
+            elif action == "stop":
+                self.backend.stop(name, timeout)

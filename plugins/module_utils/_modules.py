@@ -1,0 +1,74 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What each module's main() calls: argument specs, and the one place VoltError becomes fail_json."""
+
+from __future__ import annotations
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _options
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import select_backend
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._manager import ContainerManager
+from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
+
+BACKEND_OPTIONS = ("backend", "data_dir", "proot_path")
+
+
+def container_module_spec() -> dict:
+    spec = _options.argument_spec()
+    spec["name"]["required"] = True
+    return {"argument_spec": spec, "mutually_exclusive": _options.MUTUALLY_EXCLUSIVE, "supports_check_mode": True}
+
+
+def container_info_module_spec() -> dict:
+    spec = {key: value for key, value in _options.argument_spec().items() if key in BACKEND_OPTIONS}
+    spec["name"] = {"type": "str"}
+    spec["log_lines"] = {"type": "int", "default": 0}
+    return {"argument_spec": spec, "supports_check_mode": True}
+
+
+def _backend(module):
+    runner = Runner(module)
+    params = module.params
+    return select_backend(params["backend"], runner, params["data_dir"], {"proot_path": params["proot_path"]})
+
+
+def _fail(module, exc: VoltError) -> None:
+    details = {key: value for key, value in exc.details.items() if key not in ("corrupt",)}
+    module.fail_json(msg=exc.msg, **details)
+
+
+def run_container(module) -> None:
+    try:
+        if module.params["stop_timeout"] < 0:
+            raise VoltError("stop_timeout must be 0 or more seconds, got %d" % module.params["stop_timeout"])
+        manager = ContainerManager(_backend(module), module.params, module.check_mode, module.warn)
+        result = manager.run()
+    except VoltError as exc:
+        _fail(module, exc)
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+def run_container_info(module) -> None:
+    try:
+        if module.params["log_lines"] < 0:
+            raise VoltError("log_lines must be 0 or more, got %d" % module.params["log_lines"])
+        backend = _backend(module)
+        name = module.params["name"]
+        if name is not None:
+            record = backend.inspect(validate_name(name))
+            records = [record] if record else []
+        else:
+            records = backend.list()
+        containers = []
+        for record in records:
+            info = record.to_result()
+            if module.params["log_lines"] and record.status != "corrupt":
+                info["logs"] = backend.logs(record.name, module.params["log_lines"])
+            containers.append(info)
+    except VoltError as exc:
+        _fail(module, exc)
+    module.exit_json(changed=False, exists=bool(containers), containers=containers)

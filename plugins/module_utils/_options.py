@@ -1,0 +1,193 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Container options, each declared once: argument spec, normalisation, comparison and diff.
+
+A config option's canonical value is what is stored with the container and compared on the
+next run. An option the user leaves out (None) is not compared: the container keeps what it
+has, as community.docker does. `recreate: true` forces a new container anyway.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ansible.module_utils.common.text.formatters import human_to_bytes
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
+    absolute_path,
+    image_dir_name,
+    validate_name,
+)
+
+BACKENDS = ("proot", "systemd")
+STATES = ("present", "started", "stopped", "restarted", "absent")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})$")
+
+
+def _image(value: object) -> str:
+    image_dir_name(value)  # validates
+    return str(value)
+
+
+def _command(value: object) -> list[str]:
+    argv = shlex.split(value) if isinstance(value, str) else value
+    if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
+        raise VoltError(f"command must be a non-empty string or list of strings, got {value!r}")
+    argv = [str(arg) for arg in argv]
+    if argv[0].startswith("-"):
+        raise VoltError(f"command must start with a program, not an option: {argv[0]!r}")
+    return argv
+
+
+def _env(value: object) -> dict[str, str]:
+    result = {}
+    for key, item in dict(value).items():  # type: ignore[call-overload]
+        if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+            raise VoltError(f"env key {key!r} is not a valid variable name")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            # yes/no/true become booleans in YAML; guessing their spelling would surprise someone.
+            raise VoltError(f"env value for {key} must be a string or number, got {item!r}; quote it")
+        result[key] = str(item)
+    return result
+
+
+def _volume(value: str) -> str:
+    parts = value.split(":")
+    mode = "rw"
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        mode = parts.pop()
+    if len(parts) != 2:
+        raise VoltError(f"volume {value!r} must look like /host/path:/container/path[:ro|rw]")
+    host = absolute_path(parts[0], f"volume host path in {value!r}")
+    guest = absolute_path(parts[1], f"volume container path in {value!r}")
+    return f"{host}:{guest}" if mode == "rw" else f"{host}:{guest}:ro"
+
+
+def _port(value: str) -> str:
+    match = _PORT_RE.match(str(value).strip())
+    numbers = [int(n) for n in match.groups() if n is not None] if match else []
+    if not numbers or not all(0 < n < 65536 for n in numbers):
+        raise VoltError(f"port {value!r} must be HOST:CONTAINER or PORT, each 1-65535")
+    host, guest = (numbers[0], numbers[-1])
+    return "%d:%d" % (host, guest)
+
+
+def _memory(value: object) -> int:
+    try:
+        amount = human_to_bytes(str(value)) if not isinstance(value, int) else value
+    except ValueError:
+        raise VoltError(f"memory {value!r} is not a size such as 512M or 2G") from None
+    if amount <= 0:
+        raise VoltError(f"memory must be positive, got {value!r}")
+    return amount
+
+
+def _cpus(value: object) -> float:
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise VoltError(f"cpus must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _kernel_release(value: object) -> str:
+    if not isinstance(value, str) or not re.match(r"^[0-9][A-Za-z0-9._+-]{0,63}$", value):
+        raise VoltError(f"kernel_release {value!r} must look like a kernel release, such as 5.15.0")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One module option. `config` options are stored with the container and compared."""
+
+    name: str
+    type: str
+    normalize: Callable[[object], object] | None = None
+    default: object = None
+    elements: str | None = None
+    choices: tuple | None = None
+    config: bool = True
+    # Value used for a new container when the option is left out.
+    empty: object = None
+    backends: frozenset = field(default=frozenset(BACKENDS))
+    # What a backend outside `backends` does with the option: 'fail', or 'warn' and ignore it.
+    unsupported: str = "fail"
+    no_log: bool = False
+
+    def argument_spec(self) -> dict:
+        spec: dict = {"type": self.type}
+        for key in ("default", "elements", "choices"):
+            value = getattr(self, key)
+            if value is not None:
+                spec[key] = list(value) if key == "choices" else value
+        if self.no_log:
+            spec["no_log"] = True
+        return spec
+
+
+CONTAINER_OPTIONS: tuple[Option, ...] = (
+    Option("name", "str", config=False),
+    Option("state", "str", default="started", choices=STATES, config=False),
+    Option("backend", "str", default="auto", choices=("auto", *BACKENDS), config=False),
+    Option("data_dir", "path", config=False),
+    Option("proot_path", "path", config=False),
+    Option("stop_timeout", "int", default=10, config=False),
+    Option("recreate", "bool", default=False, config=False),
+    Option("force", "bool", default=False, config=False),
+    Option("image", "str", normalize=_image),
+    Option("rootfs", "path", normalize=lambda v: absolute_path(v, "rootfs")),
+    Option("command", "raw", normalize=_command),
+    Option("env", "dict", normalize=_env, empty={}),
+    Option("volumes", "list", elements="str", normalize=lambda v: [_volume(i) for i in v], empty=[]),
+    Option("ports", "list", elements="str", normalize=lambda v: [_port(i) for i in v], empty=[]),
+    Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir"), empty="/"),
+    Option("memory", "str", normalize=_memory, backends=frozenset(("systemd",)), unsupported="warn"),
+    Option("cpus", "float", normalize=_cpus, backends=frozenset(("systemd",)), unsupported="warn"),
+    Option("kernel_release", "str", normalize=_kernel_release, backends=frozenset(("proot",))),
+)
+CONFIG_OPTIONS = tuple(option for option in CONTAINER_OPTIONS if option.config)
+
+
+def argument_spec() -> dict:
+    return {option.name: option.argument_spec() for option in CONTAINER_OPTIONS}
+
+
+MUTUALLY_EXCLUSIVE = [("image", "rootfs")]
+
+
+def desired_config(params: dict, backend: str, warn: Callable[[str], None]) -> dict:
+    """Canonical values of the config options the user gave, checked against the backend."""
+    validate_name(params["name"])
+    desired = {}
+    for option in CONFIG_OPTIONS:
+        value = params.get(option.name)
+        if value is None:
+            continue
+        if backend not in option.backends:
+            if option.unsupported == "warn":
+                warn(f"{option.name} is not enforced by the {backend} backend and is ignored")
+                continue
+            supported = ", ".join(sorted(option.backends))
+            raise VoltError(f"{option.name} is not supported by the {backend} backend (supported by: {supported})")
+        desired[option.name] = option.normalize(value) if option.normalize else value
+    return desired
+
+
+def effective_config(desired: dict) -> dict:
+    """The full config a new container gets: what was asked, plus each option's empty value."""
+    config = {option.name: option.empty for option in CONFIG_OPTIONS if option.empty is not None}
+    config.update(desired)
+    return {name: value for name, value in config.items() if value is not None}
+
+
+def drifted(desired: dict, current: dict) -> list[str]:
+    """Names of the options whose asked-for value differs from the container's."""
+    return [name for name, value in desired.items() if current.get(name, _option(name).empty) != value]
+
+
+def _option(name: str) -> Option:
+    return next(option for option in CONFIG_OPTIONS if option.name == name)

@@ -1,0 +1,137 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Root filesystems: clone, remove, look inside without leaving the root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+# The seed's detection order: an init, nginx in the foreground, an image entrypoint script, python.
+ENTRYPOINT_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    ("/init",),
+    ("/usr/sbin/nginx", "-g", "daemon off; master_process off;"),
+    ("/docker-entrypoint.sh",),
+    ("/usr/local/bin/python3",),
+    ("/usr/bin/python3",),
+    ("/bin/sh",),
+)
+_MAX_SYMLINKS = 40
+
+
+def resolve_in_root(root: str, path: str) -> str | None:
+    """Host path of `path` as the guest sees it, following symlinks without leaving root.
+
+    An absolute link target is taken relative to root, and '..' stops at root, exactly as
+    inside the container; a host-side os.path.realpath would wander onto the host.
+    Returns None when the path does not exist.
+    """
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            hops += 1
+            if hops > _MAX_SYMLINKS:
+                return None
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def is_executable_file(root: str, path: str) -> bool:
+    host_path = resolve_in_root(root, path)
+    if host_path is None:
+        return False
+    try:
+        mode = os.stat(host_path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) and bool(mode & 0o111)
+
+
+def detect_entrypoint(root: str) -> list[str] | None:
+    """The first entrypoint candidate present in the rootfs, with its arguments."""
+    for candidate in ENTRYPOINT_CANDIDATES:
+        if is_executable_file(root, candidate[0]):
+            return list(candidate)
+    return None
+
+
+def os_release(root: str) -> str | None:
+    """PRETTY_NAME from the rootfs's os-release, read from the host (no proot on this path)."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        host_path = resolve_in_root(root, path)
+        if host_path is None:
+            continue
+        try:
+            with open(host_path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    key, _sep, value = line.strip().partition("=")
+                    if key == "PRETTY_NAME":
+                        return value.strip().strip("\"'") or None
+        except OSError:
+            continue
+    return None
+
+
+def clone_tree(runner, source: str, dest: str) -> None:
+    """Copy source's contents into the new directory dest, as `cp -a --reflink=auto` does.
+
+    cp preserves modes, owners, times, hard links and xattrs and never follows symlinks inside
+    the source; nothing in Python's standard library does all of that. Busybox cp (some Android
+    shells) has no --reflink, so a plain `cp -a` is the fallback.
+    """
+    if not os.path.isdir(source):
+        raise VoltError(f"rootfs source {source} is not a directory", path=source)
+    cp = runner.which("cp")
+    if cp is None:
+        raise VoltError("cp is required to clone a root filesystem but was not found on PATH")
+    rc, _out, err = runner.run([cp, "-a", "--reflink=auto", source + "/.", dest], check=False)
+    if rc != 0 and "reflink" in err:
+        runner.run([cp, "-a", source + "/.", dest])
+    elif rc != 0:
+        raise VoltError(
+            f"copying {source} to {dest} failed: {err.strip()}",
+            cmd=[cp, "-a", "--reflink=auto", source + "/.", dest],
+            rc=rc,
+            stderr=err,
+        )
+
+
+def _make_directories_writable(path: str) -> None:
+    os.chmod(path, stat.S_IRWXU)
+    for dirpath, dirnames, _files in os.walk(path):  # top-down: fix children before entering them
+        for dirname in dirnames:
+            child = os.path.join(dirpath, dirname)
+            if not os.path.islink(child):
+                os.chmod(child, stat.S_IRWXU | stat.S_IMODE(os.lstat(child).st_mode))
+
+
+def remove_tree(path: str) -> None:
+    """Remove a tree, even one where the guest left directories without write permission."""
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        _make_directories_writable(path)
+        shutil.rmtree(path)

@@ -1,0 +1,110 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""On-disk records: atomic writes, tolerant reads and a per-container lock."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import tempfile
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+
+def utc_now() -> str:
+    """RFC 3339 timestamp in UTC, the format the Volt CLI writes."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atomic_write(path: str, data: str, mode: int = 0o644) -> None:
+    """Write data to path via a temporary file and rename, so readers never see half a file."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path: str, value: object) -> None:
+    atomic_write(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_config(path: str, value: dict) -> None:
+    # JSON is valid YAML 1.2: the Volt CLI reads config.yaml unchanged, and the module needs no
+    # PyYAML on the managed node (Termux phones rarely have it).
+    write_json(path, value)
+
+
+def read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VoltError(f"corrupt record {path}: {exc}", path=path, corrupt=True) from None
+    if not isinstance(value, dict):
+        raise VoltError(f"corrupt record {path}: expected a mapping", path=path, corrupt=True)
+    return value
+
+
+def read_config(path: str) -> dict:
+    """Read config.yaml: JSON as we write it, or block YAML as the Volt CLI writes it."""
+    try:
+        return read_json(path)
+    except VoltError:
+        pass
+    try:
+        import yaml  # noqa: PLC0415 - only files written by other Volt tools need it
+    except ImportError:
+        raise VoltError(
+            f"{path} is not JSON and PyYAML is not installed to read it as YAML", path=path, corrupt=True
+        ) from None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = yaml.safe_load(handle)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise VoltError(f"corrupt record {path}: {exc}", path=path, corrupt=True) from None
+    if not isinstance(value, dict):
+        raise VoltError(f"corrupt record {path}: expected a mapping", path=path, corrupt=True)
+    return value
+
+
+class Lock:
+    """An exclusive flock on <data_dir>/locks/<name>.lock, held while a container is changed.
+
+    The lock file lives outside the container directory so that removing or renaming the
+    container never races with the lock itself.
+    """
+
+    def __init__(self, locks_dir: str, name: str) -> None:
+        self.path = os.path.join(locks_dir, name + ".lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> Lock:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                return self
+            except OSError as exc:  # pragma: no cover - EINTR only
+                if exc.errno != errno.EINTR:
+                    raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

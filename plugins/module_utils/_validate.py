@@ -1,0 +1,44 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Validation of names and paths, done before anything touches the disk."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+# Image references may carry a registry, repository path and tag (debian:bookworm, team/app:1).
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$")
+
+
+def validate_name(name: object, what: str = "container") -> str:
+    """Return name if it is a safe container name, else raise VoltError naming the bad value."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise VoltError(
+            f"invalid {what} name {name!r}: it must match {NAME_PATTERN} (letters, digits, '_', '.', '-'; "
+            "at most 64 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def image_dir_name(image: object) -> str:
+    """Map an image reference to its directory name in the store (':' and '/' become '_')."""
+    if not isinstance(image, str) or not _IMAGE_RE.match(image) or ".." in image.split("/"):
+        raise VoltError(
+            f"invalid image name {image!r}: use letters, digits and '_.:/@-', starting with a letter or digit"
+        )
+    return validate_name(image.replace(":", "_").replace("/", "_").replace("@", "_"), what="image")
+
+
+def absolute_path(value: object, what: str) -> str:
+    """Return a normalised absolute path, or raise VoltError naming the option and value."""
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise VoltError(f"{what} must be an absolute path, got {value!r}")
+    path = os.path.normpath(value)
+    # normpath keeps a leading '//' (POSIX allows it to mean something else); we never want it.
+    return "/" + path.lstrip("/")

@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: volt_container
+short_description: Manage the lifecycle of a Volt container
+version_added: 0.1.0
+description:
+  - Creates, starts, stops, restarts and removes one Volt container, rootless with proot (Termux,
+    Android, Linux without systemd) or with systemd-nspawn.
+  - Idempotent. The options you give are compared with the container's; when any differs the
+    container is removed and created again, and RV(drifted) names the options that differed.
+    Options you leave out are not compared.
+  - A proot container runs as a daemon (detached from the Ansible connection). It is stopped by
+    signalling every process of its tree, C(SIGTERM) first and C(SIGKILL) after O(stop_timeout).
+author:
+  - Armored Gates LLC
+extends_documentation_fragment:
+  - armoredgate.volt.volt
+  - armoredgate.volt.volt.attributes
+attributes:
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
+options:
+  name:
+    description:
+      - Name of the container. It becomes part of paths and unit names, so it must match
+        C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the container exists, leaving it running or stopped as it is.
+      - V(started) makes sure it exists and runs.
+      - V(stopped) makes sure it exists and does not run.
+      - V(restarted) stops (if running) and starts it; it always reports a change.
+      - V(absent) stops and removes it with its root filesystem.
+    type: str
+    choices: [present, started, stopped, restarted, absent]
+    default: started
+  image:
+    description:
+      - Name of an image in the image store (C(<data_dir>/images/<image>)); C(:) and C(/) in the
+        name map to C(_) in the directory name.
+      - Needed to create the container unless O(rootfs) is given.
+    type: str
+  rootfs:
+    description:
+      - A directory to copy as the container's root filesystem, instead of O(image).
+      - Copied as C(cp -a --reflink=auto) does (a reflink where the filesystem allows it); symlinks
+        inside it are copied as symlinks, never followed.
+    type: path
+  command:
+    description:
+      - What the container runs, as a list of arguments or a string split like a shell would (but
+        never run by a shell unless you ask for one, for example V([/bin/sh, -c, "..."])).
+      - When not set, the first of C(/init), C(/usr/sbin/nginx) (in the foreground),
+        C(/docker-entrypoint.sh), C(/usr/local/bin/python3), C(/usr/bin/python3) and C(/bin/sh) found
+        in the root filesystem is run.
+    type: raw
+  env:
+    description:
+      - Environment variables for the container, added to a clean environment (C(HOME=/root),
+        a standard C(PATH), C(TERM=xterm), C(CONTAINER_NAME)).
+      - Values must be strings or numbers; quote V(yes), V(true) and friends.
+    type: dict
+  volumes:
+    description:
+      - Host directories or files bound into the container, as C(/host/path:/container/path).
+      - A C(:ro) suffix asks for a read-only bind; the proot backend cannot honour it and fails.
+    type: list
+    elements: str
+  ports:
+    description:
+      - Ports to publish, as C(HOST:CONTAINER) or C(PORT).
+      - proot containers share the host's network, so a service listening on a port is reachable
+        on that port anyway. Mapping to a different host port uses proot's port mapping, which
+        proot 5.2 and later have; with an older proot such a mapping fails with a clear message.
+    type: list
+    elements: str
+  workdir:
+    description:
+      - Working directory of the command inside the container. Defaults to C(/).
+    type: str
+  memory:
+    description:
+      - Memory limit, such as V(512M) or V(2G).
+      - Enforced by the systemd backend only. proot cannot limit memory; there the option is
+        ignored with a warning.
+    type: str
+  cpus:
+    description:
+      - CPU quota in CPUs, such as V(1.5).
+      - Enforced by the systemd backend only. proot cannot limit CPU; there the option is
+        ignored with a warning.
+    type: float
+  kernel_release:
+    description:
+      - Kernel release that proot reports to the guest (its C(-k) option), such as V(5.15.0).
+      - Off by default. proot 5.1.0 (Debian 12) breaks C(ls) of directories with C(-k) set.
+      - proot backend only.
+    type: str
+  stop_timeout:
+    description:
+      - Seconds to wait after C(SIGTERM) before the container's processes get C(SIGKILL).
+    type: int
+    default: 10
+  recreate:
+    description:
+      - Remove and create the container even when nothing drifted.
+    type: bool
+    default: false
+  force:
+    description:
+      - Replace or remove a container whose records (C(config.yaml), C(state.json)) are missing or
+        unreadable. Without it the module fails and names the broken file.
+    type: bool
+    default: false
+notes:
+  - Changes are made under a per-container lock (C(<data_dir>/locks/<name>.lock)), so concurrent
+    runs on one host wait for each other. Records are written to a temporary file and renamed.
+  - A container is created under a hidden name and renamed into place, so a failed create leaves
+    nothing behind.
+seealso:
+  - module: armoredgate.volt.volt_container_info
+"""
+
+EXAMPLES = r"""
+- name: Run a web server from an image in the store
+  armoredgate.volt.volt_container:
+    name: web
+    image: busybox
+    command: [/bin/busybox, httpd, -f, -p, "8080", -h, /srv/www]
+    volumes:
+      - /srv/www:/srv/www
+    ports:
+      - "8080"
+
+- name: Keep a container created but stopped
+  armoredgate.volt.volt_container:
+    name: batch
+    rootfs: /srv/rootfs/debian
+    env:
+      MODE: nightly
+    state: stopped
+
+- name: Give it a little longer to shut down cleanly, then remove it
+  armoredgate.volt.volt_container:
+    name: web
+    state: absent
+    stop_timeout: 30
+
+- name: Ad hoc, from the project directory (short name through ansible.cfg)
+  ansible.builtin.debug:
+    msg: ansible all -m volt_container -a 'name=web state=restarted'
+"""
+
+RETURN = r"""
+actions:
+  description: What the module did (or, in check mode, would do), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [remove, create, start]
+drifted:
+  description: Options whose value differed from the existing container's, causing it to be recreated.
+  returned: always
+  type: list
+  elements: str
+  sample: [env, command]
+container:
+  description:
+    - The container after the run (in check mode, as it is now). Empty when it does not exist.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Container name.
+      type: str
+      sample: web
+    backend:
+      description: Backend managing it.
+      type: str
+      sample: proot
+    status:
+      description: V(created), V(running) or V(stopped), reconciled with the live process table.
+      type: str
+      sample: running
+    pid:
+      description: Process id of the container's root process (proot), when running.
+      type: int
+      sample: 4242
+    image:
+      description: Image it was created from.
+      type: str
+      sample: busybox
+    rootfs:
+      description: Host path of its root filesystem.
+      type: str
+      sample: /var/lib/volt/containers/web/rootfs
+    os:
+      description: C(PRETTY_NAME) from the root filesystem's os-release, if any.
+      type: str
+      sample: Debian GNU/Linux 12 (bookworm)
+    command:
+      description: The command that was last started, after entrypoint detection.
+      type: list
+      elements: str
+      sample: [/bin/busybox, httpd, -f]
+    created_at:
+      description: Creation time (RFC 3339, UTC).
+      type: str
+    started_at:
+      description: Last start time (RFC 3339, UTC).
+      type: str
+    stopped_at:
+      description: Last stop time (RFC 3339, UTC).
+      type: str
+    config:
+      description: The container's effective configuration, as compared on the next run.
+      type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._modules import container_module_spec, run_container
+
+
+def main():
+    module = AnsibleModule(**container_module_spec())
+    run_container(module)
+
+
+if __name__ == "__main__":
+    main()
