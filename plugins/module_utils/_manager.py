@@ -49,7 +49,6 @@ class ContainerManager:
         self.params = params
         self.check_mode = check_mode
         self.desired = _options.desired_config(params, backend.name, warn)
-        backend.check_config(self.desired)
 
     def _current(self) -> ContainerRecord | None:
         name = self.params["name"]
@@ -72,11 +71,9 @@ class ContainerManager:
             if current is not None and self.params["state"] != "absent":
                 drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
             actions = plan(self.params["state"], current, drift, self.params["recreate"])
-            config = _options.effective_config(
-                self.desired
-                if current is None or drift or self.params["recreate"]
-                else dict(current.config, **self.desired)
-            )
+            config = _options.effective_config(_options.merged(current.config if current else {}, self.desired))
+            if actions:  # refuse what the backend cannot do before changing anything
+                self.backend.check_config(name, config, actions)
             predicted = self._predict(current, actions, config)
             if actions and not self.check_mode:
                 self._act(actions, config)

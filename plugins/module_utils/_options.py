@@ -48,7 +48,7 @@ def _command(value: object) -> list[str]:
 def _env(value: object) -> dict[str, str]:
     result = {}
     for key, item in dict(value).items():  # type: ignore[call-overload]
-        if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+        if not isinstance(key, str) or not _ENV_KEY_RE.fullmatch(key):
             raise VoltError(f"env key {key!r} is not a valid variable name")
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             # yes/no/true become booleans in YAML; guessing their spelling would surprise someone.
@@ -70,7 +70,7 @@ def _volume(value: str) -> str:
 
 
 def _port(value: str) -> str:
-    match = _PORT_RE.match(str(value).strip())
+    match = _PORT_RE.fullmatch(str(value).strip())
     numbers = [int(n) for n in match.groups() if n is not None] if match else []
     if not numbers or not all(0 < n < 65536 for n in numbers):
         raise VoltError(f"port {value!r} must be HOST:CONTAINER or PORT, each 1-65535")
@@ -95,7 +95,7 @@ def _cpus(value: object) -> float:
 
 
 def _kernel_release(value: object) -> str:
-    if not isinstance(value, str) or not re.match(r"^[0-9][A-Za-z0-9._+-]{0,63}$", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9][A-Za-z0-9._+-]{0,63}", value):
         raise VoltError(f"kernel_release {value!r} must look like a kernel release, such as 5.15.0")
     return value
 
@@ -182,6 +182,16 @@ def effective_config(desired: dict) -> dict:
     config = {option.name: option.empty for option in CONFIG_OPTIONS if option.empty is not None}
     config.update(desired)
     return {name: value for name, value in config.items() if value is not None}
+
+
+def merged(current: dict, desired: dict) -> dict:
+    """The container's config with the asked-for options laid over it (image and rootfs exclude each other)."""
+    config = {name: value for name, value in current.items() if name not in _SOURCES or not _SOURCES & set(desired)}
+    config.update(desired)
+    return config
+
+
+_SOURCES = {"image", "rootfs"}
 
 
 def drifted(desired: dict, current: dict) -> list[str]:

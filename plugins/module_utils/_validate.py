@@ -18,7 +18,7 @@ _IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$")
 
 def validate_name(name: object, what: str = "container") -> str:
     """Return name if it is a safe container name, else raise VoltError naming the bad value."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise VoltError(
             f"invalid {what} name {name!r}: it must match {NAME_PATTERN} (letters, digits, '_', '.', '-'; "
             "at most 64 characters, starting with a letter or digit)"
@@ -28,7 +28,7 @@ def validate_name(name: object, what: str = "container") -> str:
 
 def image_dir_name(image: object) -> str:
     """Map an image reference to its directory name in the store (':' and '/' become '_')."""
-    if not isinstance(image, str) or not _IMAGE_RE.match(image) or ".." in image.split("/"):
+    if not isinstance(image, str) or not _IMAGE_RE.fullmatch(image) or ".." in image.split("/"):
         raise VoltError(
             f"invalid image name {image!r}: use letters, digits and '_.:/@-', starting with a letter or digit"
         )

@@ -60,8 +60,8 @@ class Backend(ABC):
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
         return Lock(os.path.join(self.data_dir, "locks"), name)
 
-    def check_config(self, config: dict) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Refuse option values this backend cannot honour, before anything is changed."""
+    def check_config(self, name: str, config: dict, actions: list[str]) -> None:  # noqa: B027 - optional hook
+        """Refuse what this backend cannot do (option values, a missing program) before `actions` run."""
 
     @abstractmethod
     def inspect(self, name: str, persist: bool = False) -> ContainerRecord | None:

@@ -104,7 +104,7 @@ class ProotBackend(Backend):
             self._features = ProotFeatures(out + err)
         return self._features
 
-    def check_config(self, config: dict) -> None:
+    def check_config(self, name: str, config: dict, actions: list[str]) -> None:
         for mode_suffix in [v for v in config.get("volumes") or [] if v.endswith(":ro")]:
             raise VoltError(
                 f"volume {mode_suffix!r}: proot cannot make a bind read-only; drop ':ro' or use the systemd backend"
@@ -117,6 +117,32 @@ class ProotBackend(Backend):
                 f"{self.proot()} cannot do (no port mapping in its --help; proot >= 5.2 has it). The "
                 f"container shares the host's network, so use the same port on both sides, e.g. '{same}:{same}'"
             )
+        root = self._source(name, config) if "create" in actions else os.path.join(self._dir(name), "rootfs")
+        if "start" in actions:
+            self.proot()
+            command = config.get("command")
+            if command and not self._guest_program(root, command[0], config):
+                raise VoltError(
+                    f"command {command[0]!r} is not an executable file in the container's root "
+                    f"filesystem (searched PATH {GUEST_PATH} for a bare name)"
+                )
+
+    def _source(self, name: str, config: dict) -> str:
+        """Where a new container's rootfs comes from."""
+        source = self._image_path(config["image"]) if config.get("image") else config.get("rootfs")
+        if not source:
+            raise VoltError(f"container {name} does not exist: give image or rootfs to create it")
+        if not os.path.isdir(source):
+            raise VoltError(f"rootfs source {source} is not a directory", path=source)
+        return source
+
+    def _guest_program(self, root: str, program: str, config: dict) -> bool:
+        if "/" in program:
+            return _rootfs.is_executable_file(
+                root, program if program.startswith("/") else os.path.join(config.get("workdir") or "/", program)
+            )
+        search = (config.get("env") or {}).get("PATH", GUEST_PATH)
+        return any(_rootfs.is_executable_file(root, os.path.join(d, program)) for d in search.split(":") if d)
 
     # -- records -------------------------------------------------------------------------------
     def _read(self, name: str) -> tuple[dict, dict] | None:
@@ -193,9 +219,7 @@ class ProotBackend(Backend):
     def create(self, name: str, config: dict) -> None:
         containers = os.path.join(self.data_dir, "containers")
         final = self._dir(name)
-        source = self._image_path(config["image"]) if config.get("image") else config.get("rootfs")
-        if not source:
-            raise VoltError(f"container {name} does not exist: give image or rootfs to create it")
+        source = self._source(name, config)
         for directory in (containers, os.path.join(self.data_dir, "tmp")):
             os.makedirs(directory, exist_ok=True)
         os.chmod(os.path.join(self.data_dir, "tmp"), 0o1777)  # PROOT_TMP_DIR must be writable

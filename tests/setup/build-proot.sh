@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Build proot 5.4.x from Debian sid's source package on Debian 12 (bookworm).
+#
+# Usage: tests/setup/build-proot.sh [CACHE_DIR]
+#
+#   CACHE_DIR defaults to ${XDG_CACHE_HOME:-$HOME/.cache}/armoredgate-volt.
+#   The binary ends up at $CACHE_DIR/proot-5.4/bin/proot; its path is printed
+#   as the last (and only) line on stdout. Everything else goes to stderr.
+#
+# If the binary exists and $CACHE_DIR/proot-5.4/RECIPE holds this script's
+# sha256, nothing is done but printing the path.
+#
+# What it does otherwise (non-interactive, needs root for apt-get install):
+#   1. installs missing build deps with apt-get (bookworm archive);
+#   2. runs apt with a *private* sources list / lists / cache under
+#      $CACHE_DIR/apt-sid for "deb-src ... sid main", signed by
+#      /usr/share/keyrings/debian-archive-keyring.gpg: apt checks the InRelease
+#      signature and the hashes of every downloaded file. /etc/apt and
+#      /var/lib/apt/lists are left untouched;
+#   3. unpacks the source with dpkg-source -x (Debian patches applied), adds
+#      one local fix (see LOCAL_FIX below), builds only the proot binary the
+#      way debian/rules does (dpkg-buildflags, make -C src proot) in a temp dir;
+#   4. checks the binary (--version says 5.4, a static busybox runs in a tiny
+#      rootfs and sees that rootfs as /), then moves it into place atomically.
+set -euo pipefail
+
+exec 3>&1 1>&2 # stdout is reserved for the resulting path
+
+readonly WANT_SERIES=5.4
+readonly SRC_PKG=proot
+readonly MIRROR=http://deb.debian.org/debian
+readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+log() { printf 'build-proot: %s\n' "$*" >&2; }
+die() { printf 'build-proot: ERROR: %s\n' "$*" >&2; exit 1; }
+
+case ${1-} in
+-h | --help)
+	sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&3
+	exit 0
+	;;
+esac
+(($# <= 1)) || die "usage: $0 [CACHE_DIR]"
+
+CACHE_DIR=${1:-${XDG_CACHE_HOME:-${HOME:?HOME is not set}/.cache}/armoredgate-volt}
+CACHE_DIR=$(realpath -m -- "$CACHE_DIR")
+PREFIX=$CACHE_DIR/proot-$WANT_SERIES
+BIN=$PREFIX/bin/proot
+SELF=$(realpath -- "${BASH_SOURCE[0]}")
+RECIPE=$(sha256sum <"$SELF")
+RECIPE=${RECIPE%% *}
+
+up_to_date() {
+	[[ -x $BIN && -f $PREFIX/RECIPE ]] && [[ $(<"$PREFIX/RECIPE") == "$RECIPE" ]]
+}
+
+# ---------------------------------------------------------------- fast path
+if up_to_date; then
+	printf '%s\n' "$BIN" >&3
+	exit 0
+fi
+
+umask 022
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/.proot-$WANT_SERIES.lock"
+flock 9 # serialize concurrent builds into the same CACHE_DIR
+if up_to_date; then # somebody else built it while we waited
+	printf '%s\n' "$BIN" >&3
+	exit 0
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/build-proot.XXXXXX")
+STAGED=
+cleanup() {
+	rm -rf -- "$WORK"
+	[[ -z $STAGED ]] || rm -f -- "$STAGED"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+chmod 755 "$WORK"
+
+as_root() {
+	if ((EUID == 0)); then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo -n -- "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+pkg_installed() {
+	[[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# ------------------------------------------------------------- build deps
+# curl is not used here; callers' tests use it (port mapping checks).
+deps=(build-essential libtalloc-dev uthash-dev libarchive-dev pkgconf
+	dpkg-dev xz-utils patch binutils curl)
+# The static busybox is the guest of the self-test. Don't replace a dynamic
+# `busybox` package with it; we fetch the .deb instead in that case.
+pkg_installed busybox || deps+=(busybox-static)
+missing=()
+for p in "${deps[@]}"; do pkg_installed "$p" || missing+=("$p"); done
+if ((${#missing[@]})); then
+	log "installing: ${missing[*]}"
+	if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+		log "system apt lists are empty; running apt-get update first"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get -q update
+	fi
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -q -y \
+		--no-install-recommends \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		install "${missing[@]}"
+fi
+
+# ------------------------------------------- private apt for sid's sources
+[[ -r $KEYRING ]] || die "$KEYRING missing (package debian-archive-keyring)"
+APTDIR=$CACHE_DIR/apt-sid
+mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/empty.d"
+printf 'deb-src [signed-by=%s] %s sid main\n' "$KEYRING" "$MIRROR" \
+	>"$APTDIR/sources.list"
+APT_OPTS=(
+	-o "Dir::Etc::SourceList=$APTDIR/sources.list"
+	-o "Dir::Etc::SourceParts=$APTDIR/empty.d"
+	-o Dir::Etc::Preferences=/dev/null
+	-o "Dir::Etc::PreferencesParts=$APTDIR/empty.d"
+	-o "Dir::State::Lists=$APTDIR/lists"
+	-o "Dir::Cache=$APTDIR/cache"
+	-o Acquire::Languages=none
+)
+# As root apt downloads as user _apt; if _apt cannot reach our dirs (e.g.
+# CACHE_DIR under /root), apt falls back to root with a warning: say so
+# explicitly instead. Integrity is checked by apt either way.
+if ((EUID == 0)) && id _apt >/dev/null 2>&1 &&
+	! runuser -u _apt -- test -x "$APTDIR/lists" 2>/dev/null; then
+	APT_OPTS+=(-o APT::Sandbox::User=root)
+fi
+
+log "updating private sid Sources index in $APTDIR"
+apt-get -q "${APT_OPTS[@]}" update ||
+	die "apt-get update of the private sid source list failed"
+
+apt-cache "${APT_OPTS[@]}" showsrc --only-source "$SRC_PKG" >"$WORK/showsrc" ||
+	die "no source package '$SRC_PKG' in sid's Sources index"
+VERSION=
+while read -r v; do
+	if [[ -z $VERSION ]] || dpkg --compare-versions "$v" gt "$VERSION"; then
+		VERSION=$v
+	fi
+done < <(sed -n 's/^Version: //p' "$WORK/showsrc")
+[[ -n $VERSION ]] || die "could not determine the version of $SRC_PKG in sid"
+UPSTREAM=${VERSION#*:}
+UPSTREAM=${UPSTREAM%-*}
+[[ $UPSTREAM == "$WANT_SERIES".* ]] ||
+	die "sid has $SRC_PKG $VERSION, expected $WANT_SERIES.*; this script (and its users) must be updated"
+log "sid has $SRC_PKG $VERSION"
+
+# The Sources stanza of that version (authenticated via the signed InRelease).
+awk -v RS= -v ver="$VERSION" 'index("\n" $0 "\n", "\nVersion: " ver "\n") { print; exit }' \
+	"$WORK/showsrc" >"$WORK/stanza"
+[[ -s $WORK/stanza ]] || die "cannot find the Sources stanza of $SRC_PKG $VERSION"
+
+# "<sha256> <size> <name>" lines of Checksums-Sha256
+awk '/^[^ ]/ { in_sum = ($1 == "Checksums-Sha256:"); next }
+	in_sum && NF == 3 { print $1, $2, $3 }' "$WORK/stanza" >"$WORK/sha256"
+[[ -s $WORK/sha256 ]] || die "no Checksums-Sha256 in the Sources stanza"
+DSC=${SRC_PKG}_${VERSION#*:}.dsc
+
+# ------------------------------------------------------------ download
+DL=$WORK/dl
+mkdir "$DL"
+((EUID == 0)) && id _apt >/dev/null 2>&1 && chown _apt "$DL"
+log "downloading $SRC_PKG $VERSION (apt verifies the hashes)"
+if ! (cd "$DL" && apt-get -q "${APT_OPTS[@]}" source --download-only "$SRC_PKG=$VERSION"); then
+	# Some mirrors lack the .dsc; the tarballs are enough since their hashes
+	# come from the signed index. Fetch them one kind at a time.
+	log "full download failed (some mirrors lack the .dsc); fetching the two tarballs alone"
+	(cd "$DL" && apt-get -q "${APT_OPTS[@]}" source --download-only --tar-only "$SRC_PKG=$VERSION") ||
+		die "downloading the upstream tarball failed"
+	(cd "$DL" && apt-get -q "${APT_OPTS[@]}" source --download-only --diff-only "$SRC_PKG=$VERSION") ||
+		die "downloading the Debian tarball failed"
+fi
+
+# Re-check every file ourselves against the signed index.
+while read -r sum size name; do
+	f=$DL/$name
+	if [[ ! -f $f ]]; then
+		[[ $name == "$DSC" ]] && continue
+		die "missing $name after download"
+	fi
+	[[ $(stat -c %s "$f") == "$size" ]] || die "size mismatch for $name"
+	echo "$sum  $f" | sha256sum -c --quiet - || die "sha256 mismatch for $name"
+done <"$WORK/sha256"
+
+if [[ ! -f $DL/$DSC ]]; then
+	log "rebuilding $DSC from the (signed) Sources stanza"
+	awk -v dsc="$DSC" '
+		/^[^ ]/ {
+			keep = 0
+			if (sub(/^Package:/, "Source:")) keep = 1
+			else if ($1 ~ /^(Format|Binary|Architecture|Version|Files|Checksums-Sha1|Checksums-Sha256):$/) keep = 1
+		}
+		/^ / && $NF == dsc { next }
+		keep { print }
+	' "$WORK/stanza" >"$DL/$DSC"
+fi
+
+# ------------------------------------------------------------ unpack
+SRC=$WORK/src
+(cd "$DL" && dpkg-source -x "$DSC" "$SRC") || die "dpkg-source -x failed"
+
+# LOCAL_FIX: Debian's patch "disable-seccomp-based-tracing-performanc" builds
+# proot without HAVE_SECCOMP_FILTER, so no seccomp filter is ever installed.
+# But 5.4.0's event loop (handle_tracee_event_kernel_4_8) still marks the
+# tracee as "seccomp ENABLED" as soon as PTRACE_O_TRACESECCOMP is accepted and
+# then restarts it with PTRACE_CONT: no syscall is ever translated and the
+# guest silently sees the host's / (same as upstream with a missing filter).
+# Only claim seccomp acceleration when it was compiled in; this gives exactly
+# the PROOT_NO_SECCOMP=1 behaviour Debian intended with that patch.
+cat >"$WORK/local-fix.patch" <<'EOF'
+--- a/src/tracee/event.c
++++ b/src/tracee/event.c
+@@ -48,6 +48,7 @@
+ #include "execve/elf.h"
+ 
+ #include "attribute.h"
++#include "build.h"         /* HAVE_SECCOMP_FILTER, */
+ #include "compat.h"
+ 
+ 
+@@ -478,8 +479,10 @@
+ 				}
+ 			}
+ 			else {
++#if defined(HAVE_SECCOMP_FILTER)
+ 				if (getenv("PROOT_NO_SECCOMP") == NULL)
+ 					seccomp_enabled = true;
++#endif
+ 			}
+ 		}
+ 			/* Fall through. */
+EOF
+PATCH_ARGS=(-d "$SRC" -p1 --fuzz=0 --no-backup-if-mismatch -i "$WORK/local-fix.patch")
+LOCAL_FIX=no
+if patch --dry-run -s "${PATCH_ARGS[@]}" >/dev/null 2>&1; then
+	patch -s "${PATCH_ARGS[@]}"
+	LOCAL_FIX=yes
+	log "applied local fix: no fake seccomp acceleration without HAVE_SECCOMP_FILTER"
+else
+	log "local seccomp fix does not apply to $VERSION; building Debian's source as is (self-test decides)"
+fi
+
+# ------------------------------------------------------------ build
+# Same as debian/rules (dh --sourcedirectory=src; dh_auto_build -- V=1 proot
+# care), restricted to the proot target. VERSION= etc.: upstream derives the
+# version from `git describe`, which gives "-" (or a wrong enclosing repo's
+# tag) in a tarball; empty makes it fall back to src/cli/proot.h's "5.4.0".
+log "building proot"
+(
+	cd "$SRC"
+	CROSS_COMPILE=$(dpkg-architecture -qDEB_HOST_GNU_TYPE)-
+	export CROSS_COMPILE
+	eval "$(DEB_CPPFLAGS_MAINT_APPEND=-DCARE_BINARY_IS_PORTABLE dpkg-buildflags --export=sh)"
+	make -C src -j"$(nproc)" V=1 VERSION= GIT_VERSION= GIT_COMMIT= proot
+) >"$WORK/build.log" 2>&1 || {
+	tail -n 40 "$WORK/build.log" >&2
+	die "build failed (last 40 lines above)"
+}
+BUILT=$SRC/src/proot
+[[ -x $BUILT ]] || die "build produced no src/proot"
+
+# ------------------------------------------------------------ self-test
+log "checking the binary"
+ver_out=$(env -u PROOT_NO_SECCOMP "$BUILT" --version 2>&1) || die "proot --version failed"
+grep -q "$WANT_SERIES" <<<"$ver_out" || die "proot --version does not mention $WANT_SERIES: $ver_out"
+
+BUSYBOX=/bin/busybox
+if ! [[ -x $BUSYBOX ]] || readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP; then
+	log "no static /bin/busybox; fetching busybox-static's .deb for the self-test"
+	mkdir "$WORK/bb"
+	((EUID == 0)) && id _apt >/dev/null 2>&1 && chown _apt "$WORK/bb"
+	(cd "$WORK/bb" && apt-get -q download busybox-static) || die "apt-get download busybox-static failed"
+	dpkg-deb -x "$WORK"/bb/busybox-static_*.deb "$WORK/bb/root"
+	BUSYBOX=$WORK/bb/root/bin/busybox
+fi
+ROOTFS=$WORK/rootfs
+mkdir -p "$ROOTFS/bin"
+cp "$BUSYBOX" "$ROOTFS/bin/busybox"
+echo proot-selftest-ok >"$ROOTFS/proot-selftest"
+guest() { env -u PROOT_NO_SECCOMP "$BUILT" -r "$ROOTFS" -w / -0 /bin/busybox "$@" </dev/null; }
+guest true || die "proot -r ROOTFS -0 /bin/busybox true failed"
+ls_out=$(guest ls /) || die "ls / in the guest failed"
+[[ $ls_out == $'bin\nproot-selftest' ]] ||
+	die "guest does not see its rootfs as / (path translation broken); ls / gave: $(tr '\n' ' ' <<<"$ls_out")"
+[[ $(guest cat /proot-selftest) == proot-selftest-ok ]] || die "guest cannot read /proot-selftest"
+[[ $(guest id -u) == 0 ]] || die "-0 (fake root) does not work"
+
+# ------------------------------------------------------------ install
+mkdir -p "$PREFIX/bin"
+rm -f "$PREFIX/RECIPE" # invalid until the new binary is in place
+STAGED=$(mktemp "$PREFIX/bin/.proot.XXXXXX")
+cp "$BUILT" "$STAGED"
+chmod 755 "$STAGED"
+mv -f "$STAGED" "$BIN" # rename(2): atomic
+STAGED=
+{
+	echo "package: $SRC_PKG $VERSION (Debian sid, $MIRROR)"
+	echo "local-fix: $LOCAL_FIX"
+	echo "arch: $(dpkg --print-architecture)"
+	echo "compiler: $(gcc -dumpfullversion 2>/dev/null || echo unknown)"
+	echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "sources (sha256 size name):"
+	sed 's/^/  /' "$WORK/sha256"
+	echo "binary-sha256: $(sha256sum <"$BIN" | cut -d' ' -f1)"
+} >"$PREFIX/BUILDINFO"
+echo "$RECIPE" >"$PREFIX/RECIPE.tmp"
+mv -f "$PREFIX/RECIPE.tmp" "$PREFIX/RECIPE"
+log "installed $BIN (Debian $VERSION, local fix: $LOCAL_FIX)"
+
+printf '%s\n' "$BIN" >&3

@@ -1,0 +1,73 @@
+"""Real processes, no mocks: daemonize, liveness by start time, and tree termination."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _process
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+IGNORE_TERM = "trap '' TERM; sh -c \"trap '' TERM; while :; do sleep 0.1; done\" & while :; do sleep 0.1; done"
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_daemonize_detaches_and_logs(tmp_path):
+    log = tmp_path / "out.log"
+    pid = _process.daemonize(["/bin/sh", "-c", "echo hello; exec sleep 30"], {"PATH": "/bin:/usr/bin"}, str(log))
+    try:
+        started = _process.start_time(pid)
+        assert _process.is_alive(pid, started, _process.boot_id())
+        assert _process.session_of(pid) != os.getsid(0)  # its own session
+        assert wait_for(lambda: log.read_text() == "hello\n")
+    finally:
+        _process.terminate_tree(pid, started, _process.session_of(pid), 2)
+    assert not _process.is_alive(pid, started)
+
+
+def test_failed_exec_is_reported(tmp_path):
+    with pytest.raises(VoltError, match="could not start /nonexistent"):
+        _process.daemonize(["/nonexistent"], {}, str(tmp_path / "log"))
+
+
+def test_reused_pid_is_not_alive():
+    pid = os.getpid()
+    started = _process.start_time(pid)
+    assert _process.is_alive(pid, started)
+    assert not _process.is_alive(pid, started + 1)
+    assert not _process.is_alive(pid, started, "another-boot")
+    assert not _process.is_alive(0, None)
+
+
+def test_tree_stops_with_sigkill_after_timeout(tmp_path):
+    pid = _process.daemonize(["/bin/sh", "-c", IGNORE_TERM], {"PATH": "/bin:/usr/bin"}, str(tmp_path / "log"))
+    started, session = _process.start_time(pid), _process.session_of(pid)
+    assert wait_for(lambda: len(_process.tree(pid, session, started)) >= 2)
+    members = _process.tree(pid, session, started)
+    begin = time.monotonic()
+    assert _process.terminate_tree(pid, started, session, 0.5) == "killed"
+    assert 0.5 <= time.monotonic() - begin < 1.5
+    assert not any(_process.is_alive(member, None) for member in members)
+
+
+def test_tree_finds_orphans_by_session(tmp_path):
+    # The shell exits at once; its background child is orphaned but keeps the session.
+    pid = _process.daemonize(
+        ["/bin/sh", "-c", "sleep 30 & sleep 0.3; exit 0"], {"PATH": "/bin:/usr/bin"}, str(tmp_path / "l")
+    )
+    started, session = _process.start_time(pid), _process.session_of(pid)
+    assert wait_for(lambda: not _process.is_alive(pid, started))
+    orphans = _process.tree(pid, session, started)
+    assert len(orphans) == 1
+    assert _process.terminate_tree(pid, started, session, 2) == "terminated"
+    assert not _process.is_alive(orphans[0], None)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _store
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    path = str(tmp_path / "state.json")
+    _store.write_json(path, {"a": 1})
+    _store.write_json(path, {"a": 2})
+    assert json.loads(open(path).read()) == {"a": 2}
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = str(tmp_path / "state.json")
+    _store.write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        _store.write_json(path, {"a": object()})
+    assert _store.read_json(path) == {"a": 1}
+    assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_config_reads_json_and_volt_cli_yaml(tmp_path):
+    path = str(tmp_path / "config.yaml")
+    _store.write_config(path, {"name": "web", "options": {"env": {"A": "1"}}})
+    assert _store.read_config(path)["options"] == {"env": {"A": "1"}}
+    with open(path, "w") as handle:
+        handle.write("name: web\nrootfs: /var/lib/volt/containers/web/rootfs\nenv:\n  - A=1\n")
+    assert _store.read_config(path)["env"] == ["A=1"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "- a list\n", "\x00\xff"])
+def test_corrupt_records_are_reported(tmp_path, content):
+    path = str(tmp_path / "state.json")
+    with open(path, "w", encoding="latin-1") as handle:
+        handle.write(content)
+    with pytest.raises(VoltError) as info:
+        _store.read_config(path)
+    assert info.value.details["corrupt"] and path in info.value.msg
+
+
+def _hold_lock(locks_dir, seconds, started):
+    with _store.Lock(locks_dir, "web"):
+        started.set()
+        time.sleep(seconds)
+
+
+def test_lock_excludes_another_process(tmp_path):
+    started = multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path / "locks"), 0.5, started))
+    holder.start()
+    assert started.wait(10)
+    begin = time.monotonic()
+    with _store.Lock(str(tmp_path / "locks"), "web"):
+        waited = time.monotonic() - begin
+    holder.join()
+    assert waited > 0.2
