@@ -11,11 +11,7 @@ has, as community.docker does. `recreate: true` forces a new container anyway.
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass, field
 from typing import Callable
-
-from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
@@ -36,6 +32,8 @@ def _image(value: object) -> str:
 
 
 def _command(value: object) -> list[str]:
+    import shlex  # noqa: PLC0415 - only needed when a command is given as a string
+
     argv = shlex.split(value) if isinstance(value, str) else value
     if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
         raise VoltError(f"command must be a non-empty string or list of strings, got {value!r}")
@@ -79,6 +77,8 @@ def _port(value: str) -> str:
 
 
 def _memory(value: object) -> int:
+    from ansible.module_utils.common.text.formatters import human_to_bytes  # noqa: PLC0415 - rarely needed
+
     try:
         amount = human_to_bytes(str(value)) if not isinstance(value, int) else value
     except ValueError:
@@ -100,23 +100,54 @@ def _kernel_release(value: object) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Option:
-    """One module option. `config` options are stored with the container and compared."""
+    """One module option. `config` options are stored with the container and compared.
 
-    name: str
-    type: str
-    normalize: Callable[[object], object] | None = None
-    default: object = None
-    elements: str | None = None
-    choices: tuple | None = None
-    config: bool = True
-    # Value used for a new container when the option is left out.
-    empty: object = None
-    backends: frozenset = field(default=frozenset(BACKENDS))
-    # What a backend outside `backends` does with the option: 'fail', or 'warn' and ignore it.
-    unsupported: str = "fail"
-    no_log: bool = False
+    A plain class rather than a dataclass: modules import this on every run, from a zip
+    without bytecode, and the dataclass machinery alone costs milliseconds there.
+    """
+
+    __slots__ = (
+        "backends",
+        "choices",
+        "config",
+        "default",
+        "elements",
+        "empty",
+        "name",
+        "no_log",
+        "normalize",
+        "type",
+        "unsupported",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        *,
+        normalize: Callable[[object], object] | None = None,
+        default: object = None,
+        elements: str | None = None,
+        choices: tuple | None = None,
+        config: bool = True,
+        empty: object = None,
+        backends: frozenset = frozenset(BACKENDS),
+        unsupported: str = "fail",
+        no_log: bool = False,
+    ) -> None:
+        self.name = name
+        self.type = type
+        self.normalize = normalize
+        self.default = default
+        self.elements = elements
+        self.choices = choices
+        self.config = config
+        self.empty = empty  # value a new container gets when the option is left out
+        self.backends = backends
+        # What a backend outside `backends` does with the option: 'fail', or 'warn' and ignore it.
+        self.unsupported = unsupported
+        self.no_log = no_log
 
     def argument_spec(self) -> dict:
         spec: dict = {"type": self.type}

@@ -18,7 +18,7 @@ description:
   - A proot container runs as a daemon (detached from the Ansible connection). It is stopped by
     signalling every process of its tree, C(SIGTERM) first and C(SIGKILL) after O(stop_timeout).
 author:
-  - Armored Gates LLC
+  - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
   - armoredgate.volt.volt
   - armoredgate.volt.volt.attributes

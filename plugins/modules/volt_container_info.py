@@ -15,7 +15,7 @@ description:
     stopped), and optionally the last lines of its log.
   - Never changes anything, not even stale records.
 author:
-  - Armored Gates LLC
+  - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
   - armoredgate.volt.volt
   - armoredgate.volt.volt.attributes
@@ -68,8 +68,8 @@ exists:
 containers:
   description:
     - The matching containers. See RV(armoredgate.volt.volt_container#module:container) for the
-      keys; a container whose records cannot be read has RV(containers[].status=corrupt) and an
-      error in RV(containers[].config.error).
+      keys. A container whose records cannot be read has RV(containers[].status=corrupt) and the
+      reason in C(config.error).
   returned: always
   type: list
   elements: dict

@@ -277,7 +277,7 @@ ver_out=$(env -u PROOT_NO_SECCOMP "$BUILT" --version 2>&1) || die "proot --versi
 grep -q "$WANT_SERIES" <<<"$ver_out" || die "proot --version does not mention $WANT_SERIES: $ver_out"
 
 BUSYBOX=/bin/busybox
-if ! [[ -x $BUSYBOX ]] || readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP; then
+if ! [[ -x $BUSYBOX ]] || [[ $(readelf -l "$BUSYBOX" 2>/dev/null) == *INTERP* ]]; then
 	log "no static /bin/busybox; fetching busybox-static's .deb for the self-test"
 	mkdir "$WORK/bb"
 	((EUID == 0)) && id _apt >/dev/null 2>&1 && chown _apt "$WORK/bb"

@@ -7,33 +7,46 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._store import Lock
 
 
-@dataclass
 class ContainerRecord:
     """What a backend knows of one container, already reconciled with the live system."""
 
-    name: str
-    backend: str
-    status: str  # created | running | stopped
-    config: dict = field(default_factory=dict)
-    pid: int | None = None
-    rootfs: str | None = None
-    os: str | None = None
-    command: list | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    stopped_at: str | None = None
+    def __init__(
+        self,
+        name: str,
+        backend: str,
+        status: str,  # created | running | stopped | corrupt
+        *,
+        config: dict | None = None,
+        pid: int | None = None,
+        rootfs: str | None = None,
+        os: str | None = None,
+        command: list | None = None,
+        created_at: str | None = None,
+        started_at: str | None = None,
+        stopped_at: str | None = None,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.status = status
+        self.config = config or {}
+        self.pid = pid
+        self.rootfs = rootfs
+        self.os = os
+        self.command = command
+        self.created_at = created_at
+        self.started_at = started_at
+        self.stopped_at = stopped_at
 
     @property
     def running(self) -> bool:
         return self.status == "running"
 
     def to_result(self) -> dict:
-        result = asdict(self)
+        result = dict(vars(self))
         result["image"] = self.config.get("image")
         return result
 

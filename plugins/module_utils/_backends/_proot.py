@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import os
 import re
-import tempfile
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _process, _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
@@ -225,6 +224,8 @@ class ProotBackend(Backend):
         os.chmod(os.path.join(self.data_dir, "tmp"), 0o1777)  # PROOT_TMP_DIR must be writable
         if os.path.lexists(final):
             raise VoltError(f"container {name} already exists at {final}", path=final)
+        import tempfile  # noqa: PLC0415 - only creating and removing need it; keep no-op runs lean
+
         # Build under a hidden name and rename into place: a failure leaves no half container.
         staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
         try:
@@ -262,6 +263,8 @@ class ProotBackend(Backend):
         except VoltError as exc:
             if not exc.details.get("corrupt"):
                 raise
+        import tempfile  # noqa: PLC0415 - see create()
+
         doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(directory))
         os.rename(directory, os.path.join(doomed, name))
         _rootfs.remove_tree(doomed)
