@@ -1,0 +1,102 @@
+"""The collection as users drive it: ad hoc short names, module_defaults groups, site.yml."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import yaml
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BIN = os.path.dirname(sys.executable)
+
+
+def ansible(*argv, cwd=TOP):
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    return subprocess.run(
+        [os.path.join(BIN, argv[0]), *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_ad_hoc_short_name_from_the_project_directory(proot, data_dir, busybox_rootfs, tmp_path):
+    args = f"name=adhoc rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} proot_path={proot}"
+    first = ansible("ansible", "localhost", "-m", "volt_container", "-a", args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = ansible("ansible", "localhost", "-m", "volt_container", "-a", args, "-t", str(tmp_path / "tree"))
+    assert second.returncode == 0
+    result = json.loads((tmp_path / "tree" / "localhost").read_text())
+    assert result["changed"] is False and result["container"]["status"] == "running"
+    gone = ansible(
+        "ansible",
+        "localhost",
+        "-m",
+        "armoredgate.volt.volt_container",
+        "-a",
+        f"name=adhoc state=absent data_dir={data_dir}",
+    )
+    assert gone.returncode == 0 and not os.path.exists(os.path.join(data_dir, "containers", "adhoc"))
+
+
+def test_module_defaults_group_and_site_playbook(proot, data_dir, busybox_rootfs, tmp_path):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "localhost": {
+                            "ansible_connection": "local",
+                            "volt_data_dir": data_dir,
+                            "volt_containers": [
+                                {"name": "site-a", "rootfs": busybox_rootfs, "command": ["sleep", "1000"]},
+                                {
+                                    "name": "site-b",
+                                    "rootfs": busybox_rootfs,
+                                    "command": ["sleep", "1000"],
+                                    "state": "stopped",
+                                },
+                            ],
+                        }
+                    }
+                }
+            }
+        )
+    )
+    # proot_path comes from module_defaults for the whole action group.
+    play = tmp_path / "play.yml"
+    play.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "site with group defaults",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "module_defaults": {"group/armoredgate.volt.volt": {"proot_path": proot}},
+                    "tasks": [{"name": "Converge", "ansible.builtin.include_tasks": "converge.yml"}],
+                }
+            ]
+        )
+    )
+    site = os.path.join(TOP, "playbooks", "site.yml")
+    converge = yaml.safe_load(open(site))[0]["tasks"]
+    (tmp_path / "converge.yml").write_text(yaml.safe_dump(converge))
+
+    def run():
+        result = ansible("ansible-playbook", "-i", str(inventory), str(play))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return int(re.search(r"localhost\s*:.*changed=(\d+)", result.stdout).group(1))
+
+    assert run() == 1  # one task, two items, both changed
+    states = {
+        name: json.load(open(os.path.join(data_dir, "containers", name, "state.json")))["status"]
+        for name in ("site-a", "site-b")
+    }
+    assert states == {"site-a": "running", "site-b": "created"}
+    assert run() == 0
