@@ -100,3 +100,32 @@ def test_module_defaults_group_and_site_playbook(proot, data_dir, busybox_rootfs
     }
     assert states == {"site-a": "running", "site-b": "created"}
     assert run() == 0
+
+
+def test_concurrent_runs_wait_for_each_other(proot, data_dir, busybox_rootfs, tmp_path):
+    args = f"name=race rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} proot_path={proot}"
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    runs = [
+        subprocess.Popen(
+            [
+                os.path.join(BIN, "ansible"),
+                "localhost",
+                "-m",
+                "volt_container",
+                "-a",
+                args,
+                "-t",
+                str(tmp_path / str(i)),
+            ],
+            cwd=TOP,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(3)
+    ]
+    assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
+    results = [json.loads((tmp_path / str(i) / "localhost").read_text()) for i in range(3)]
+    assert sorted(result["changed"] for result in results) == [False, False, True]
+    assert len({result["container"]["pid"] for result in results}) == 1
+    assert os.listdir(os.path.join(data_dir, "containers")) == ["race"]

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import urllib.request
 
@@ -313,14 +314,31 @@ def test_info_lists_and_tails_logs(volt, busybox_rootfs):
     assert volt("volt_container_info", name="bad/name").get("failed")
 
 
-@pytest.mark.parametrize("unused", [None])
-def test_failed_create_leaves_nothing_behind(volt, data_dir, tmp_path, unused):
-    # A rootfs with an unreadable file makes cp fail midway (as root, a FIFO-free trick: a
-    # dangling-free directory we cannot read does not stop root, so make cp's target full instead).
+def test_symlinks_in_the_source_are_copied_not_followed(volt, data_dir, tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     (source / "ok").write_text("x")
-    os.symlink("/etc/shadow", source / "link")  # copied as a link, never followed
+    os.symlink("/etc/shadow", source / "link")
     result = volt(name="linky", rootfs=str(source), command=SLEEPER, state="present")
-    assert result["changed"] and os.path.islink(os.path.join(data_dir, "containers/linky/rootfs/link"))
-    assert [e for e in os.listdir(os.path.join(data_dir, "containers")) if e.startswith(".")] == []
+    assert result["changed"]
+    copied = os.path.join(data_dir, "containers/linky/rootfs/link")
+    assert os.path.islink(copied) and os.readlink(copied) == "/etc/shadow"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_failed_create_leaves_nothing_behind(volt, busybox_rootfs, tmp_path):
+    """A disk that fills up halfway through the copy: the module fails, and nothing remains."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "volt-test", str(small)], check=True)
+    try:
+        source = tmp_path / "big"
+        shutil.copytree(busybox_rootfs, source, symlinks=True)
+        (source / "filler").write_bytes(os.urandom(4 * 1024 * 1024))
+        data_dir = str(small / "volt")
+        result = volt(name="full", rootfs=str(source), command=SLEEPER, data_dir=data_dir)
+        assert result.get("failed") and "No space left on device" in result["msg"], result
+        assert os.listdir(os.path.join(data_dir, "containers")) == []
+        assert volt("volt_container_info", data_dir=data_dir)["containers"] == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
