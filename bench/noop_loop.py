@@ -104,7 +104,14 @@ def main() -> int:
         print(f"ratio volt/ping (whole play)     : {volt_s / ping_s:.3f}  (target <= 1.10)")
         print(f"ratio per item (start-up removed): {(volt_s - empty_s) / (ping_s - empty_s):.3f}")
     finally:
-        subprocess.run(["pkill", "-KILL", "-f", os.path.join(data_dir, "containers")], check=False)
+        remove = PLAY.format(
+            task=VOLT_TASK.format(items=args.items, data_dir=data_dir).replace(
+                'command: [sleep, "100000"]', "state: absent"
+            )
+        )
+        with open(volt, "w") as handle:
+            handle.write(remove)
+        run(volt, env)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,9 +48,15 @@ def busybox_rootfs(tmp_path_factory):
 def data_dir(tmp_path):
     path = tmp_path / "volt"
     yield str(path)
-    # Leave no container process behind, whatever the test did.
-    state_files = path.glob("containers/*/state.json")
-    for state_file in state_files:
+    # Leave no container process behind, whatever the test did. Killing proot alone would leave
+    # its guests running, so kill each container's whole session, then any proot on its rootfs.
+    for state_file in path.glob("containers/*/state.json"):
+        try:
+            session = json.loads(state_file.read_text()).get("session")
+        except ValueError:
+            session = None
+        if session:
+            subprocess.run(["pkill", "-KILL", "-s", str(session)], check=False)
         subprocess.run(["pkill", "-KILL", "-f", str(state_file.parent / "rootfs")], check=False)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -268,18 +269,26 @@ def test_corrupt_records_need_force(volt, data_dir, busybox_rootfs):
     assert read_state(data_dir, "broken")["status"] == "running"
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_ports(converge, volt, busybox_rootfs, proot, tmp_path):
-    has_mapping = "--port" in os.popen(f"{proot} --help 2>&1").read()
+    has_mapping = "--port" in subprocess.run([proot, "--help"], check=False, capture_output=True, text=True).stdout
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text("hello from volt\n")
     base = {"name": "web", "rootfs": busybox_rootfs, "volumes": [f"{www}:/srv/www"]}
+    host, guest = free_port(), free_port()
     if not has_mapping:
-        refused = volt(ports=["18081:8081"], command=["httpd", "-f", "-p", "127.0.0.1:8081", "-h", "/srv/www"], **base)
-        assert refused.get("failed") and "use the same port on both sides, e.g. '8081:8081'" in refused["msg"]
-        ports, listen, url = ["18082"], "127.0.0.1:18082", "http://127.0.0.1:18082/"
+        command = ["httpd", "-f", "-p", f"127.0.0.1:{guest}", "-h", "/srv/www"]
+        refused = volt(ports=[f"{host}:{guest}"], command=command, **base)
+        assert refused.get("failed") and f"use the same port on both sides, e.g. '{guest}:{guest}'" in refused["msg"]
+        ports, listen, url = [str(host)], f"127.0.0.1:{host}", f"http://127.0.0.1:{host}/"
     else:
-        ports, listen, url = ["18081:8081"], "127.0.0.1:8081", "http://127.0.0.1:18081/"
+        ports, listen, url = [f"{host}:{guest}"], f"127.0.0.1:{guest}", f"http://127.0.0.1:{host}/"
     converge(ports=ports, command=["httpd", "-f", "-p", listen, "-h", "/srv/www"], **base)
 
     def answers():
