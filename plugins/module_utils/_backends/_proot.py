@@ -178,6 +178,9 @@ class ProotBackend(Backend):
             return None
         config, state = records
         if state.get("status") == "running" and not self._running(state):
+            if persist and state.get("boot_id", "") == _process.boot_id():
+                # proot is gone; guests it left behind run untraced, outside their rootfs: end them.
+                _process.terminate_tree(state["pid"], state.get("pid_start_time"), state.get("session"), 0)
             state = self._stopped_state(state)
             if persist:
                 self._write_state(name, state)

@@ -140,6 +140,20 @@ def test_kill_9_of_the_guest_is_seen_and_repaired(converge, volt, busybox_rootfs
     assert back["actions"] == ["start"] and alive(back["container"]["pid"])
 
 
+def test_guests_left_by_a_killed_proot_are_ended(converge, volt, busybox_rootfs):
+    base = {"name": "orphans", "rootfs": busybox_rootfs, "command": SLEEPER}
+    pid = converge(**base)["container"]["pid"]
+    assert wait_for(lambda: children(pid))
+    guests = children(pid)
+    os.kill(pid, signal.SIGKILL)  # the guest survives, untraced
+    assert wait_for(lambda: not alive(pid)) and all(alive(guest) for guest in guests)
+    assert volt("volt_container_info", name="orphans")["containers"][0]["status"] == "stopped"
+    assert all(alive(guest) for guest in guests), "the info module changes nothing"
+    stopped = volt(state="stopped", **base)
+    assert stopped["changed"] is False
+    assert wait_for(lambda: not any(alive(guest) for guest in guests))
+
+
 def test_stale_running_state_is_reconciled(volt, data_dir, busybox_rootfs):
     base = {"name": "stale", "rootfs": busybox_rootfs, "command": SLEEPER}
     assert volt(state="stopped", **base)["changed"] is True
