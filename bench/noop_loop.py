@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: a 50-item loop of no-op volt_container tasks against the same loop of ping.
 
 Creates 50 running proot containers in a scratch data dir, then times (median of several
@@ -9,7 +8,7 @@ alternating runs) ansible-playbook with
 and prints A/B, and (A-C)/(B-C), the ratio per loop item. Target: A/B <= 1.10.
 Timings are printed, never asserted: the machine is shared and noisy.
 
-Usage: bench/noop_loop.py [--items 50] [--rounds 5]   (after scripts/bootstrap)
+Usage: .venv/bin/python bench/noop_loop.py [--items 50] [--rounds 5]   (after scripts/bootstrap)
 """
 
 from __future__ import annotations
