@@ -6,10 +6,10 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
+from ...polling import wait_for  # noqa: F401 - re-exported for the tests here
 from ..conftest import tree_snapshot
 
 CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
@@ -95,12 +95,3 @@ def converge(volt, data_dir):
         return applied
 
     return run
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()

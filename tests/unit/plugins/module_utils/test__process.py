@@ -10,16 +10,9 @@ import pytest
 from ansible_collections.armoredgate.volt.plugins.module_utils import _process
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
+from ....polling import wait_for
+
 IGNORE_TERM = "trap '' TERM; sh -c \"trap '' TERM; while :; do sleep 0.1; done\" & while :; do sleep 0.1; done"
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_daemonize_detaches_and_logs(tmp_path):
