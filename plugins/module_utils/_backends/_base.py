@@ -8,7 +8,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
+from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._store import Lock
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name
+
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ContainerRecord:
@@ -72,6 +77,44 @@ class Backend(ABC):
     def lock(self, name: str) -> Lock:
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
         return Lock(os.path.join(self.data_dir, "locks"), name)
+
+    def image_path(self, image: str) -> str:
+        """The image's tree in the store, <data_dir>/images/<image> (both backends share it)."""
+        images = os.path.join(self.data_dir, "images")
+        for candidate in (image, image_dir_name(image)):
+            path = os.path.join(images, candidate)
+            if "/" not in candidate and os.path.isdir(path):
+                return path
+        raise VoltError(
+            f"image {image!r} is not in the image store {images} (add it with volt_image, or use rootfs)", image=image
+        )
+
+    def source(self, name: str, config: dict) -> str:
+        """Where a new container's root filesystem comes from: its image, or the rootfs directory."""
+        source = self.image_path(config["image"]) if config.get("image") else config.get("rootfs")
+        if not source:
+            raise VoltError(f"container {name} does not exist: give image or rootfs to create it")
+        if not os.path.isdir(source):
+            raise VoltError(f"rootfs source {source} is not a directory", path=source)
+        return source
+
+    @staticmethod
+    def check_command(root: str, config: dict) -> None:
+        """Fail unless the configured command names an executable inside the root filesystem."""
+        command = config.get("command")
+        if not command:
+            return
+        program = command[0]
+        if "/" in program:
+            found = _rootfs.is_executable_file(root, os.path.join(config.get("workdir") or "/", program))
+        else:
+            search = (config.get("env") or {}).get("PATH", GUEST_PATH)
+            found = any(_rootfs.is_executable_file(root, os.path.join(d, program)) for d in search.split(":") if d)
+        if not found:
+            raise VoltError(
+                f"command {program!r} is not an executable file in the container's root filesystem "
+                f"(searched PATH {GUEST_PATH} for a bare name)"
+            )
 
     def check_config(self, name: str, config: dict, actions: list[str]) -> None:  # noqa: B027 - optional hook
         """Refuse what this backend cannot do (option values, a missing program) before `actions` run."""

@@ -14,11 +14,14 @@ import os
 import re
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _process, _rootfs, _store
-from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
+    GUEST_PATH,
+    Backend,
+    ContainerRecord,
+)
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name, validate_name
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
-GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
 FALLBACK_LOCATIONS = (
     "${PREFIX}/bin/proot",
@@ -61,16 +64,6 @@ class ProotBackend(Backend):
     # -- paths -------------------------------------------------------------------------------
     def _dir(self, name: str) -> str:
         return os.path.join(self.data_dir, "containers", validate_name(name))
-
-    def _image_path(self, image: str) -> str:
-        images = os.path.join(self.data_dir, "images")
-        for candidate in (image, image_dir_name(image)):
-            path = os.path.join(images, candidate)
-            if "/" not in candidate and os.path.isdir(path):
-                return path
-        raise VoltError(
-            f"image {image!r} is not in the image store {images} (add it with volt_image, or use rootfs)", image=image
-        )
 
     # -- proot binary --------------------------------------------------------------------------
     def proot(self) -> str:
@@ -116,32 +109,10 @@ class ProotBackend(Backend):
                 f"{self.proot()} cannot do (no port mapping in its --help; proot >= 5.2 has it). The "
                 f"container shares the host's network, so use the same port on both sides, e.g. '{same}:{same}'"
             )
-        root = self._source(name, config) if "create" in actions else os.path.join(self._dir(name), "rootfs")
+        root = self.source(name, config) if "create" in actions else os.path.join(self._dir(name), "rootfs")
         if "start" in actions:
             self.proot()
-            command = config.get("command")
-            if command and not self._guest_program(root, command[0], config):
-                raise VoltError(
-                    f"command {command[0]!r} is not an executable file in the container's root "
-                    f"filesystem (searched PATH {GUEST_PATH} for a bare name)"
-                )
-
-    def _source(self, name: str, config: dict) -> str:
-        """Where a new container's rootfs comes from."""
-        source = self._image_path(config["image"]) if config.get("image") else config.get("rootfs")
-        if not source:
-            raise VoltError(f"container {name} does not exist: give image or rootfs to create it")
-        if not os.path.isdir(source):
-            raise VoltError(f"rootfs source {source} is not a directory", path=source)
-        return source
-
-    def _guest_program(self, root: str, program: str, config: dict) -> bool:
-        if "/" in program:
-            return _rootfs.is_executable_file(
-                root, program if program.startswith("/") else os.path.join(config.get("workdir") or "/", program)
-            )
-        search = (config.get("env") or {}).get("PATH", GUEST_PATH)
-        return any(_rootfs.is_executable_file(root, os.path.join(d, program)) for d in search.split(":") if d)
+            self.check_command(root, config)
 
     # -- records -------------------------------------------------------------------------------
     def _read(self, name: str) -> tuple[dict, dict] | None:
@@ -221,7 +192,7 @@ class ProotBackend(Backend):
     def create(self, name: str, config: dict) -> None:
         containers = os.path.join(self.data_dir, "containers")
         final = self._dir(name)
-        source = self._source(name, config)
+        source = self.source(name, config)
         for directory in (containers, os.path.join(self.data_dir, "tmp")):
             os.makedirs(directory, exist_ok=True)
         os.chmod(os.path.join(self.data_dir, "tmp"), 0o1777)  # PROOT_TMP_DIR must be writable
