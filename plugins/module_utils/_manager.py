@@ -12,26 +12,32 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 
-def plan(state: str, current: ContainerRecord | None, drift: list[str], recreate: bool) -> list[str]:
-    """The actions that take `current` to `state`, in order. Pure: unit-tested on its own."""
+def plan(state: str, current: ContainerRecord | None, change: str | None, recreate: bool) -> list[str]:
+    """The actions that take `current` to `state`, in order. Pure: unit-tested on its own.
+
+    `change` says how drifted options must be applied (see _options.change_needed).
+    """
     if state == "absent":
         return ["remove"] if current else []
-    actions: list[str] = []
     running = bool(current and current.running)
-    if current and (drift or recreate):
-        actions.append("remove")
-        current = None
+    actions: list[str] = []
     if current is None:
         actions.append("create")
-    if state in ("started", "restarted") and running and not actions:
-        if state == "restarted":
+    elif recreate or change == "recreate":
+        actions += ["remove", "create"]
+    elif change in ("restart", "update"):
+        actions.append("update")
+        if change == "restart" and running and state != "stopped":
+            actions += ["stop", "start"]  # new limits apply from the next start
+    running_after = running and "create" not in actions
+    if state == "stopped":
+        if running_after:
+            actions.append("stop")
+    elif state in ("started", "restarted") or (state == "present" and running):
+        if not running_after:
+            actions.append("start")
+        elif state == "restarted" and "start" not in actions:
             actions += ["stop", "start"]
-    elif state in ("started", "restarted"):
-        actions.append("start")
-    elif state == "stopped" and running and not actions:
-        actions.append("stop")
-    elif state == "present" and running and actions:
-        actions.append("start")  # a recreated container comes back as it was
     return actions
 
 
@@ -70,8 +76,11 @@ class ContainerManager:
             drift = []
             if current is not None and self.params["state"] != "absent":
                 drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
-            actions = plan(self.params["state"], current, drift, self.params["recreate"])
-            config = _options.effective_config(_options.merged(current.config if current else {}, self.desired))
+            change = "recreate" if drift == ["records"] else _options.change_needed(drift)
+            actions = plan(self.params["state"], current, change, self.params["recreate"])
+            config = _options.effective_config(
+                _options.merged(current.config if current else {}, self.desired), self.backend.name
+            )
             if actions:  # refuse what the backend cannot do before changing anything
                 self.backend.check_config(name, config, actions)
             predicted = self._predict(current, actions, config)
@@ -94,8 +103,9 @@ class ContainerManager:
             return {"state": "absent"}
         if not actions:
             return _view(current)
-        last = [a for a in actions if a in ("start", "stop", "create")][-1]
-        return {"state": {"start": "running", "stop": "stopped", "create": "created"}[last], "config": config}
+        moves = [a for a in actions if a in ("start", "stop", "create")]
+        state = {"start": "running", "stop": "stopped", "create": "created"}[moves[-1]] if moves else current.status
+        return {"state": state, "config": config}
 
     def _act(self, actions: list[str], config: dict) -> None:
         name = self.params["name"]
@@ -109,3 +119,5 @@ class ContainerManager:
                 self.backend.start(name)
             elif action == "stop":
                 self.backend.stop(name, timeout)
+            elif action == "update":
+                self.backend.update(name, config)

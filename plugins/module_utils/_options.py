@@ -21,6 +21,8 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._validate import 
 )
 
 BACKENDS = ("proot", "systemd")
+PROOT = frozenset(("proot",))
+SYSTEMD = frozenset(("systemd",))
 STATES = ("present", "started", "stopped", "restarted", "absent")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})$")
@@ -94,6 +96,12 @@ def _cpus(value: object) -> float:
     return float(value)
 
 
+def _network(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"host|none|[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
+        raise VoltError(f"network {value!r} must be host, none, or a bridge name (at most 15 characters)")
+    return value
+
+
 def _kernel_release(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9][A-Za-z0-9._+-]{0,63}", value):
         raise VoltError(f"kernel_release {value!r} must look like a kernel release, such as 5.15.0")
@@ -109,6 +117,7 @@ class Option:
 
     __slots__ = (
         "backends",
+        "change",
         "choices",
         "config",
         "default",
@@ -135,6 +144,7 @@ class Option:
         backends: frozenset = frozenset(BACKENDS),
         unsupported: str = "fail",
         no_log: bool = False,
+        change: str = "recreate",
     ) -> None:
         self.name = name
         self.type = type
@@ -148,6 +158,9 @@ class Option:
         # What a backend outside `backends` does with the option: 'fail', or 'warn' and ignore it.
         self.unsupported = unsupported
         self.no_log = no_log
+        # How a drifted value is applied: 'recreate' the container, 'restart' it after updating its
+        # settings in place, or 'update' the settings alone.
+        self.change = change
 
     def argument_spec(self) -> dict:
         spec: dict = {"type": self.type}
@@ -176,9 +189,16 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("volumes", "list", elements="str", normalize=lambda v: [_volume(i) for i in v], empty=[]),
     Option("ports", "list", elements="str", normalize=lambda v: [_port(i) for i in v], empty=[]),
     Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir"), empty="/"),
-    Option("memory", "str", normalize=_memory, backends=frozenset(("systemd",)), unsupported="warn"),
-    Option("cpus", "float", normalize=_cpus, backends=frozenset(("systemd",)), unsupported="warn"),
-    Option("kernel_release", "str", normalize=_kernel_release, backends=frozenset(("proot",))),
+    Option("memory", "str", normalize=_memory, backends=SYSTEMD, unsupported="warn", change="restart"),
+    Option("cpus", "float", normalize=_cpus, backends=SYSTEMD, unsupported="warn", change="restart"),
+    Option(
+        "restart_policy", "str", choices=("no", "on-failure", "always"), backends=SYSTEMD, change="restart", empty="no"
+    ),
+    Option("enabled", "bool", backends=SYSTEMD, change="update", empty=False),
+    Option("boot", "bool", backends=SYSTEMD, empty=False),
+    # proot always shares the host's network; its backend accepts only 'host'.
+    Option("network", "str", normalize=_network),
+    Option("kernel_release", "str", normalize=_kernel_release, backends=PROOT),
 )
 CONFIG_OPTIONS = tuple(option for option in CONTAINER_OPTIONS if option.config)
 
@@ -208,9 +228,13 @@ def desired_config(params: dict, backend: str, warn: Callable[[str], None]) -> d
     return desired
 
 
-def effective_config(desired: dict) -> dict:
-    """The full config a new container gets: what was asked, plus each option's empty value."""
-    config = {option.name: option.empty for option in CONFIG_OPTIONS if option.empty is not None}
+def effective_config(desired: dict, backend: str) -> dict:
+    """The full config a container gets: what was asked, plus the backend's options' empty values."""
+    config = {
+        option.name: option.empty
+        for option in CONFIG_OPTIONS
+        if option.empty is not None and backend in option.backends
+    }
     config.update(desired)
     return {name: value for name, value in config.items() if value is not None}
 
@@ -223,6 +247,12 @@ def merged(current: dict, desired: dict) -> dict:
 
 
 _SOURCES = {"image", "rootfs"}
+
+
+def change_needed(names: list[str]) -> str | None:
+    """The heaviest way to apply drift in these options: 'recreate', 'restart', 'update' or None."""
+    kinds = {_option(name).change for name in names}
+    return next((kind for kind in ("recreate", "restart", "update") if kind in kinds), None)
 
 
 def drifted(desired: dict, current: dict) -> list[str]:

@@ -90,8 +90,8 @@ options:
   memory:
     description:
       - Memory limit, such as V(512M) or V(2G).
-      - Enforced by the systemd backend only. proot cannot limit memory; there the option is
-        ignored with a warning.
+      - Enforced by the systemd backend only (C(MemoryMax=) of the container's unit, applied in
+        place). proot cannot limit memory; there the option is ignored with a warning.
     type: str
   cpus:
     description:
@@ -99,6 +99,33 @@ options:
       - Enforced by the systemd backend only. proot cannot limit CPU; there the option is
         ignored with a warning.
     type: float
+  restart_policy:
+    description:
+      - When systemd restarts the container's unit after it exits (the unit's C(Restart=)).
+      - Applied in place (settings rewritten, container restarted if it runs), without a new
+        container.
+      - systemd backend only.
+    type: str
+    choices: ["no", on-failure, always]
+  enabled:
+    description:
+      - Start the container at boot (its unit is enabled under C(machines.target)).
+      - Applied in place, without restarting the container.
+      - systemd backend only.
+    type: bool
+  boot:
+    description:
+      - Run the image's init system (C(systemd-nspawn --boot)) instead of O(command) under a stub
+        init (C(--as-pid2)).
+      - systemd backend only.
+    type: bool
+  network:
+    description:
+      - V(host) shares the host's network, V(none) gives the container only a loopback device,
+        any other value names a bridge the container is attached to (its host side is
+        C(vb-<name>)).
+      - proot containers always share the host's network; there only V(host) is accepted.
+    type: str
   kernel_release:
     description:
       - Kernel release that proot reports to the guest (its C(-k) option), such as V(5.15.0).

@@ -147,6 +147,10 @@ class Backend(ABC):
     def stop(self, name: str, timeout: float) -> None:
         """Stop a running container: SIGTERM, then SIGKILL after timeout seconds."""
 
+    def update(self, name: str, config: dict) -> None:
+        """Apply options whose change needs no new container (limits, restart policy, enablement)."""
+        raise VoltError(f"the {self.name} backend cannot change container {name}'s settings in place")
+
     @abstractmethod
     def logs(self, name: str, lines: int) -> list[str]:
         """The last `lines` lines of the container's output."""

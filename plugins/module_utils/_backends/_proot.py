@@ -101,6 +101,11 @@ class ProotBackend(Backend):
             raise VoltError(
                 f"volume {mode_suffix!r}: proot cannot make a bind read-only; drop ':ro' or use the systemd backend"
             )
+        if config.get("network", "host") != "host":
+            raise VoltError(
+                f"network {config['network']!r}: proot containers share the host's network; "
+                "use network: host or the systemd backend"
+            )
         remapped = [p for p in config.get("ports") or [] if p.split(":")[0] != p.split(":")[1]]
         if remapped and not self.features().port_mapping:
             same = remapped[0].split(":")[1]

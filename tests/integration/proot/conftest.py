@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 
-from ...polling import wait_for  # noqa: F401 - re-exported for the tests here
 from ..conftest import tree_snapshot
 
 CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")

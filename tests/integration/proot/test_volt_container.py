@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
+from ...polling import wait_for
 from ..conftest import tree_snapshot
-from .conftest import wait_for
 
 SLEEPER = ["/bin/sh", "-c", "echo started; exec sleep 1000"]
 
@@ -247,6 +247,11 @@ def test_bad_input_fails_clearly_and_writes_nothing(volt, data_dir, busybox_root
         ({"name": "ok", "rootfs": busybox_rootfs, "volumes": ["/tmp:/x:ro"]}, "cannot make a bind read-only"),
         ({"name": "ok", "rootfs": busybox_rootfs, "ports": ["99999"]}, "'99999'"),
         ({"name": "ok", "rootfs": busybox_rootfs, "stop_timeout": -1}, "stop_timeout must be 0 or more"),
+        ({"name": "ok", "rootfs": busybox_rootfs, "network": "voltbr0"}, "proot containers share the host's network"),
+        (
+            {"name": "ok", "rootfs": busybox_rootfs, "restart_policy": "always"},
+            "restart_policy is not supported by the proot",
+        ),
         ({"name": "ok", "rootfs": busybox_rootfs, "backend": "systemd"}, "backend 'systemd' is not implemented"),
         ({"name": "ok", "rootfs": busybox_rootfs, "proot_path": "/nonexistent/proot"}, "/nonexistent/proot"),
         ({"name": "ok", "rootfs": busybox_rootfs, "command": ["/no/such/program"]}, "'/no/such/program' is not an"),

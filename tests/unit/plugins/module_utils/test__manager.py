@@ -4,6 +4,7 @@ import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import ContainerRecord
 from ansible_collections.armoredgate.volt.plugins.module_utils._manager import plan
+from ansible_collections.armoredgate.volt.plugins.module_utils._options import change_needed
 
 
 def record(status):
@@ -37,9 +38,28 @@ def record(status):
     ],
 )
 def test_plan(state, current, drift, expected):
-    assert plan(state, record(current) if current else None, drift, recreate=False) == expected
+    change = change_needed(drift)
+    assert plan(state, record(current) if current else None, change, recreate=False) == expected
 
 
 def test_recreate_forces_a_new_container():
-    assert plan("started", record("running"), [], recreate=True) == ["remove", "create", "start"]
-    assert plan("absent", None, [], recreate=True) == []
+    assert plan("started", record("running"), None, recreate=True) == ["remove", "create", "start"]
+    assert plan("absent", None, None, recreate=True) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "current", "drift", "expected"),
+    [
+        ("started", "running", ["memory"], ["update", "stop", "start"]),
+        ("started", "stopped", ["memory"], ["update", "start"]),
+        ("present", "running", ["memory"], ["update", "stop", "start"]),
+        ("present", "stopped", ["memory"], ["update"]),
+        ("stopped", "running", ["memory"], ["update", "stop"]),
+        ("restarted", "running", ["memory"], ["update", "stop", "start"]),
+        ("started", "running", ["enabled"], ["update"]),
+        ("restarted", "running", ["enabled"], ["update", "stop", "start"]),
+        ("started", "running", ["enabled", "env"], ["remove", "create", "start"]),
+    ],
+)
+def test_in_place_changes(state, current, drift, expected):
+    assert plan(state, record(current), change_needed(drift), recreate=False) == expected

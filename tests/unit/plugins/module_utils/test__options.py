@@ -92,7 +92,7 @@ def test_bad_name_fails_before_anything_else():
 
 
 def test_effective_config_fills_empty_values_only():
-    assert _options.effective_config({"image": "busybox"}) == {
+    assert _options.effective_config({"image": "busybox"}, "proot") == {
         "image": "busybox",
         "env": {},
         "volumes": [],
@@ -102,7 +102,7 @@ def test_effective_config_fills_empty_values_only():
 
 
 def test_only_given_options_are_compared():
-    current = _options.effective_config({"image": "busybox", "env": {"A": "1"}})
+    current = _options.effective_config({"image": "busybox", "env": {"A": "1"}}, "proot")
     assert _options.drifted({}, current) == []
     assert _options.drifted({"image": "busybox", "workdir": "/"}, current) == []
     assert _options.drifted({"env": {"A": "2"}, "ports": []}, current) == ["env"]
@@ -110,7 +110,22 @@ def test_only_given_options_are_compared():
 
 
 def test_merged_keeps_what_was_left_out_and_swaps_sources():
-    current = _options.effective_config({"rootfs": "/srv/r", "env": {"A": "1"}, "command": ["sh"]})
+    current = _options.effective_config({"rootfs": "/srv/r", "env": {"A": "1"}, "command": ["sh"]}, "proot")
     assert _options.merged(current, {"env": {"A": "2"}})["rootfs"] == "/srv/r"
     swapped = _options.merged(current, {"image": "busybox"})
     assert swapped["image"] == "busybox" and "rootfs" not in swapped and swapped["command"] == ["sh"]
+
+
+def test_systemd_defaults_and_how_drift_is_applied():
+    config = _options.effective_config({"image": "busybox"}, "systemd")
+    assert config["restart_policy"] == "no" and config["enabled"] is False and config["boot"] is False
+    assert _options.change_needed([]) is None
+    assert _options.change_needed(["enabled"]) == "update"
+    assert _options.change_needed(["enabled", "memory"]) == "restart"
+    assert _options.change_needed(["memory", "env"]) == "recreate"
+
+
+@pytest.mark.parametrize("bad", ["voltbr0-too-long-name", "a b", "", "-x"])
+def test_bad_network_is_named(bad):
+    with pytest.raises(VoltError, match="network"):
+        desired(backend="systemd", network=bad)
