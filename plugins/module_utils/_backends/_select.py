@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
-from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import ProotBackend
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 # The systemd-nspawn backend lands in a later release; until then auto never picks it.
@@ -27,9 +26,22 @@ def backend_name(requested: str, runner) -> str:
 
 
 def select_backend(requested: str, runner, data_dir: str | None, settings: dict) -> Backend:
+    # Each backend is imported only when chosen: a no-op run should not pay for the other.
     name = backend_name(requested, runner)
     if name == "proot":
+        from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (  # noqa: PLC0415
+            ProotBackend,
+        )
+
         return ProotBackend(runner, data_dir, settings)
-    raise VoltError(
-        f"backend {name!r} is not implemented yet in this release of armoredgate.volt; use backend: proot (or auto)"
+    if not SYSTEMD_IMPLEMENTED:
+        raise VoltError(
+            f"backend {name!r} is not implemented yet in this release of armoredgate.volt; use backend: proot (or auto)"
+        )
+    if os.geteuid() != 0:
+        raise VoltError("the systemd backend manages system units and needs root (use become: true)")
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import (  # noqa: PLC0415
+        SystemdBackend,
     )
+
+    return SystemdBackend(runner, data_dir, settings)

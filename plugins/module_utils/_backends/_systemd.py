@@ -1,0 +1,265 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""systemd backend: each container is an instance of one template unit running systemd-nspawn.
+
+Layout: rootfs at <data_dir>/containers/<name>, settings in /etc/systemd/nspawn/<name>.nspawn
+(whose first line is the Volt record: config and creation time), limits and the rootfs path in the
+drop-in /etc/systemd/system/volt-container@<name>.service.d/50-volt.conf.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store, _units
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
+
+NSPAWN_DIR = "/etc/systemd/nspawn"
+UNIT_DIR = "/etc/systemd/system"
+DROPIN_NAME = "50-volt.conf"
+RUNNING_STATES = ("active", "activating", "reloading")
+_POLL_SECONDS = 0.1
+
+
+class SystemdBackend(Backend):
+    name = "systemd"
+
+    # -- paths -------------------------------------------------------------------------------
+    def _rootfs(self, name: str) -> str:
+        return os.path.join(self.data_dir, "containers", validate_name(name))
+
+    @staticmethod
+    def _settings(name: str) -> str:
+        return os.path.join(NSPAWN_DIR, validate_name(name) + ".nspawn")
+
+    @staticmethod
+    def _dropin(name: str) -> str:
+        return os.path.join(UNIT_DIR, _units.unit_name(validate_name(name)) + ".d", DROPIN_NAME)
+
+    def _systemctl(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        return self.runner.run(["systemctl", *args], check=check)
+
+    # -- files ---------------------------------------------------------------------------------
+    @staticmethod
+    def _write_if_changed(path: str, content: str, mode: int = 0o644) -> bool:
+        """Write content unless the file already holds exactly it; True if it wrote."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == content:
+                    return False
+        except FileNotFoundError:
+            pass
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        _store.atomic_write(path, content, mode)
+        return True
+
+    def _install_template(self) -> bool:
+        path = os.path.join(UNIT_DIR, _units.TEMPLATE_NAME)
+        if os.path.exists(path):  # the role (or an administrator) owns it once it is there
+            return False
+        return self._write_if_changed(path, _units.TEMPLATE_UNIT)
+
+    # -- checks --------------------------------------------------------------------------------
+    def check_config(self, name: str, config: dict, actions: list[str]) -> None:
+        network = config.get("network") or "host"
+        if network not in ("host", "none") and not os.path.isdir(f"/sys/class/net/{network}/bridge"):
+            raise VoltError(
+                f"network {network!r} is not a bridge on this host (create it with the "
+                "armoredgate.volt.systemd_host role, or use network: host or none)"
+            )
+        if network == "host":
+            remapped = [p for p in config.get("ports") or [] if p.split(":")[0] != p.split(":")[1]]
+            if remapped:
+                raise VoltError(
+                    f"ports {', '.join(remapped)} need a private network: with network: host the "
+                    "container uses the host's ports directly (give the same port on both sides)"
+                )
+        root = self.source(name, config) if "create" in actions else self._rootfs(name)
+        if "start" in actions:
+            if self.runner.which("systemd-nspawn") is None:
+                raise VoltError(
+                    "systemd-nspawn is not installed (package systemd-container; the "
+                    "armoredgate.volt.systemd_host role installs it)"
+                )
+            if not config.get("boot"):
+                self.check_command(root, config)
+
+    # -- records -------------------------------------------------------------------------------
+    def _record(self, name: str) -> dict | None:
+        path = self._settings(name)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            if os.path.isdir(self._rootfs(name)):
+                raise VoltError(
+                    f"corrupt container {name}: {path} is missing but its rootfs {self._rootfs(name)} exists",
+                    path=path,
+                    corrupt=True,
+                ) from None
+            return None
+        try:
+            record = _units.parse_record(text)
+        except ValueError as exc:
+            raise VoltError(f"corrupt record in {path}: {exc}", path=path, corrupt=True) from None
+        if record is None:
+            raise VoltError(
+                f"{path} was not written by Volt; refusing to manage container {name}", path=path, corrupt=True
+            )
+        return record
+
+    def _unit_state(self, name: str) -> dict:
+        _rc, out, _err = self._systemctl(
+            "show",
+            _units.unit_name(name),
+            "--property=ActiveState,MainPID,ExecMainStartTimestamp,"
+            "ActiveEnterTimestamp,InactiveEnterTimestamp,UnitFileState",
+        )
+        return dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+
+    def _leader(self, name: str) -> int | None:
+        rc, out, _err = self.runner.run(["machinectl", "show", name, "--property=Leader", "--value"], check=False)
+        return int(out.strip()) if rc == 0 and out.strip().isdigit() else None
+
+    def inspect(self, name: str, persist: bool = False) -> ContainerRecord | None:
+        record = self._record(name)
+        if record is None:
+            return None
+        unit = self._unit_state(name)
+        if unit.get("ActiveState") in RUNNING_STATES:
+            status = "running"
+        else:
+            status = "stopped" if unit.get("ExecMainStartTimestamp") else "created"
+        pid = self._leader(name) if status == "running" else None
+        rootfs = self._rootfs(name)
+        config = record.get("config", {})
+        return ContainerRecord(
+            name=name,
+            backend=self.name,
+            status=status,
+            config=config,
+            pid=pid or None,
+            rootfs=rootfs,
+            os=_rootfs.os_release(rootfs),
+            command=config.get("command"),
+            created_at=record.get("created_at"),
+            started_at=unit.get("ActiveEnterTimestamp") or None,
+            stopped_at=(unit.get("InactiveEnterTimestamp") or None) if status == "stopped" else None,
+        )
+
+    def list(self) -> list[ContainerRecord]:
+        try:
+            names = sorted(entry[: -len(".nspawn")] for entry in os.listdir(NSPAWN_DIR) if entry.endswith(".nspawn"))
+        except FileNotFoundError:
+            return []
+        records = []
+        for name in names:
+            try:
+                record = self.inspect(name)
+            except VoltError as exc:
+                if "not written by Volt" in exc.msg:
+                    continue  # another tool's machine
+                record = ContainerRecord(name=name, backend=self.name, status="corrupt", config={"error": exc.msg})
+            if record is not None and record.rootfs == self._rootfs(name):
+                records.append(record)
+        return records
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _write_settings(self, name: str, config: dict, created_at: str) -> bool:
+        record = {"name": name, "created_at": created_at, "config": config}
+        wrote = self._write_if_changed(self._dropin(name), _units.render_dropin(config, self._rootfs(name)))
+        return self._write_if_changed(self._settings(name), _units.render_nspawn(config, record)) or wrote
+
+    def _apply_enablement(self, name: str, config: dict) -> None:
+        self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _units.unit_name(name))
+
+    def create(self, name: str, config: dict) -> None:
+        source = self.source(name, config)
+        final = self._rootfs(name)
+        if os.path.lexists(final):
+            raise VoltError(f"container {name} already exists at {final}", path=final)
+        containers = os.path.dirname(final)
+        os.makedirs(containers, exist_ok=True)
+        import tempfile  # noqa: PLC0415 - only creating and removing need it
+
+        staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
+        written: list[str] = []
+        try:
+            os.chmod(staging, 0o755)
+            _rootfs.clone_tree(self.runner, source, staging)
+            self._install_template()
+            written = [self._dropin(name), self._settings(name)]
+            os.rename(staging, final)
+            staging = ""
+            self._write_settings(name, config, _store.utc_now())  # the .nspawn record comes last
+            self._systemctl("daemon-reload")
+            self._apply_enablement(name, config)
+        except BaseException:
+            for path in written:
+                if os.path.exists(path):
+                    os.unlink(path)
+            _rootfs.remove_tree(staging or final)
+            self._systemctl("daemon-reload", check=False)
+            raise
+
+    def update(self, name: str, config: dict) -> None:
+        record = self._record(name) or {}
+        if self._write_settings(name, config, record.get("created_at") or _store.utc_now()):
+            self._systemctl("daemon-reload")
+        self._apply_enablement(name, config)
+
+    def remove(self, name: str, stop_timeout: float) -> None:
+        unit = _units.unit_name(name)
+        self.stop(name, stop_timeout)
+        self._systemctl("disable", "--quiet", unit, check=False)
+        for path in (self._settings(name), self._dropin(name)):
+            if os.path.exists(path):
+                os.unlink(path)
+        dropin_dir = os.path.dirname(self._dropin(name))
+        if os.path.isdir(dropin_dir) and not os.listdir(dropin_dir):
+            os.rmdir(dropin_dir)
+        self._systemctl("daemon-reload")
+        self._systemctl("reset-failed", unit, check=False)
+        rootfs = self._rootfs(name)
+        if os.path.lexists(rootfs):
+            import tempfile  # noqa: PLC0415 - see create()
+
+            doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(rootfs))
+            os.rename(rootfs, os.path.join(doomed, name))
+            _rootfs.remove_tree(doomed)
+
+    def start(self, name: str) -> None:
+        unit = _units.unit_name(name)
+        rc, _out, err = self._systemctl("start", unit, check=False)
+        if rc != 0:
+            logs = "\n".join(self.logs(name, 20))
+            raise VoltError(f"starting {unit} failed: {err.strip()}\n{logs}", rc=rc, stderr=err)
+
+    def stop(self, name: str, timeout: float) -> None:
+        """systemctl stop, but with our timeout rather than the unit's TimeoutStopSec."""
+        unit = _units.unit_name(name)
+        if self._unit_state(name).get("ActiveState") not in RUNNING_STATES:
+            return
+        self._systemctl("stop", "--no-block", unit)
+        killed = False
+        deadline = time.monotonic() + timeout
+        while self._unit_state(name).get("ActiveState") not in ("inactive", "failed"):
+            if time.monotonic() >= deadline:
+                if killed:
+                    raise VoltError(f"{unit} did not stop, even after SIGKILL")
+                self._systemctl("kill", "--signal=SIGKILL", unit, check=False)
+                killed, deadline = True, time.monotonic() + 10
+            time.sleep(_POLL_SECONDS)
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        if not lines:
+            return []
+        rc, out, _err = self.runner.run(
+            ["journalctl", "--unit", _units.unit_name(name), "--lines", str(lines), "--output", "cat", "--no-pager"],
+            check=False,
+        )
+        return out.splitlines() if rc == 0 else []
