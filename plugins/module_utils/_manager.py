@@ -78,9 +78,8 @@ class ContainerManager:
                 drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
             change = "recreate" if drift == ["records"] else _options.change_needed(drift)
             actions = plan(self.params["state"], current, change, self.params["recreate"])
-            config = _options.effective_config(
-                _options.merged(current.config if current else {}, self.desired), self.backend.name
-            )
+            base = current.config if current else self.backend.default_config()
+            config = _options.effective_config(_options.merged(base, self.desired), self.backend.name)
             if actions:  # refuse what the backend cannot do before changing anything
                 self.backend.check_config(name, config, actions)
             predicted = self._predict(current, actions, config)
@@ -108,6 +107,15 @@ class ContainerManager:
         return {"state": state, "config": config}
 
     def _act(self, actions: list[str], config: dict) -> None:
+        try:
+            self._run_actions(actions, config)
+        except VoltError:
+            if "create" in actions and self.backend.inspect(self.params["name"]) is not None:
+                # All or nothing: a container created by this run that then failed to start goes.
+                self.backend.remove(self.params["name"], self.params["stop_timeout"])
+            raise
+
+    def _run_actions(self, actions: list[str], config: dict) -> None:
         name = self.params["name"]
         timeout = self.params["stop_timeout"]
         for action in actions:

@@ -78,6 +78,10 @@ class Backend(ABC):
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
         return Lock(os.path.join(self.data_dir, "locks"), name)
 
+    def default_config(self) -> dict:
+        """Config values this backend chooses for a new container when the user gives none."""
+        return {}
+
     def image_path(self, image: str) -> str:
         """The image's tree in the store, <data_dir>/images/<image> (both backends share it)."""
         images = os.path.join(self.data_dir, "images")

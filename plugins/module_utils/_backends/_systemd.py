@@ -23,6 +23,17 @@ UNIT_DIR = "/etc/systemd/system"
 DROPIN_NAME = "50-volt.conf"
 RUNNING_STATES = ("active", "activating", "reloading")
 _POLL_SECONDS = 0.1
+BRIDGE = "voltbr0"
+
+
+def _rfc3339(timestamp: str | None) -> str | None:
+    """systemctl's '@<seconds>' (--timestamp=unix) as the RFC 3339 UTC time the proot backend reports."""
+    if not timestamp or not timestamp.startswith("@") or not timestamp[1:].isdigit() or timestamp == "@0":
+        return None
+    import datetime  # noqa: PLC0415 - only for reporting
+
+    moment = datetime.datetime.fromtimestamp(int(timestamp[1:]), datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class SystemdBackend(Backend):
@@ -63,6 +74,10 @@ class SystemdBackend(Backend):
             return False
         return self._write_if_changed(path, _units.TEMPLATE_UNIT)
 
+    def default_config(self) -> dict:
+        """A new container joins the voltbr0 bridge when the host has one, else the host's network."""
+        return {"network": BRIDGE if os.path.isdir(f"/sys/class/net/{BRIDGE}/bridge") else "host"}
+
     # -- checks --------------------------------------------------------------------------------
     def check_config(self, name: str, config: dict, actions: list[str]) -> None:
         network = config.get("network") or "host"
@@ -79,6 +94,12 @@ class SystemdBackend(Backend):
                     "container uses the host's ports directly (give the same port on both sides)"
                 )
         root = self.source(name, config) if "create" in actions else self._rootfs(name)
+        if ("create" in actions or "start" in actions) and not os.path.isdir(os.path.join(root, "usr")):
+            raise VoltError(
+                f"{root} has no /usr directory: systemd-nspawn refuses to run a tree that does "
+                "not look like an OS (an empty /usr is enough)",
+                path=root,
+            )
         if "start" in actions:
             if self.runner.which("systemd-nspawn") is None:
                 raise VoltError(
@@ -116,6 +137,7 @@ class SystemdBackend(Backend):
         _rc, out, _err = self._systemctl(
             "show",
             _units.unit_name(name),
+            "--timestamp=unix",
             "--property=ActiveState,MainPID,ExecMainStartTimestamp,"
             "ActiveEnterTimestamp,InactiveEnterTimestamp,UnitFileState",
         )
@@ -147,8 +169,8 @@ class SystemdBackend(Backend):
             os=_rootfs.os_release(rootfs),
             command=config.get("command"),
             created_at=record.get("created_at"),
-            started_at=unit.get("ActiveEnterTimestamp") or None,
-            stopped_at=(unit.get("InactiveEnterTimestamp") or None) if status == "stopped" else None,
+            started_at=_rfc3339(unit.get("ActiveEnterTimestamp")),
+            stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
         )
 
     def list(self) -> list[ContainerRecord]:
