@@ -23,7 +23,12 @@ class Runner:
         cwd: str | None = None,
     ) -> tuple[int, str, str]:
         argv = [str(arg) for arg in argv]
-        rc, out, err = self._module.run_command(argv, data=data, environ_update=env, cwd=cwd)
+        try:
+            rc, out, err = self._module.run_command(
+                argv, data=data, environ_update=env, cwd=cwd, handle_exceptions=False
+            )
+        except OSError as exc:  # the program could not be run at all
+            raise VoltError(f"could not run {argv[0]}: {exc}", cmd=argv) from None
         if check and rc != 0:
             raise VoltError(
                 "%s failed with exit code %d: %s" % (argv[0], rc, (err or out).strip()),

@@ -234,8 +234,12 @@ def test_entrypoint_is_detected_when_no_command(converge, data_dir, busybox_root
     assert wait_for(lambda: os.path.exists(marker) and open(marker).read() == "init ran\n")
 
 
-def test_bad_input_fails_clearly_and_writes_nothing(volt, data_dir, busybox_rootfs, proot):
+def test_bad_input_fails_clearly_and_writes_nothing(volt, data_dir, busybox_rootfs, proot, tmp_path):
+    broken_proot = tmp_path / "broken-proot"
+    broken_proot.write_text("#!/nonexistent/interpreter\n")
+    broken_proot.chmod(0o755)
     cases = [
+        ({"name": "ok", "rootfs": busybox_rootfs, "proot_path": str(broken_proot)}, "could not run"),
         ({"name": "../escape", "rootfs": busybox_rootfs}, "invalid container name '../escape'"),
         ({"name": "a" * 65, "rootfs": busybox_rootfs}, "invalid container name"),
         ({"name": "ok", "rootfs": "relative/dir"}, "rootfs"),
