@@ -16,8 +16,6 @@ options:
       - V(auto) picks V(systemd) where systemd is PID 1, C(systemd-nspawn) is installed and the
         module runs as root, and V(proot) everywhere else (Termux, Android, Linux without systemd,
         non-root users).
-      - In this release only the V(proot) backend is implemented, so V(auto) always picks V(proot)
-        and V(systemd) fails with a clear message.
     type: str
     choices: [auto, proot, systemd]
     default: auto

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
@@ -68,34 +66,39 @@ class ContainerManager:
             # force: treat the broken container as one that must be replaced
             return ContainerRecord(name=name, backend=self.backend.name, status="corrupt")
 
+    def _plan(self) -> tuple[ContainerRecord | None, list[str], list[str], dict]:
+        """Read the container and work out (current, drifted options, actions, config to apply)."""
+        current = self._current()
+        drift: list[str] = []
+        if current is not None and self.params["state"] != "absent":
+            drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
+        change = "recreate" if drift == ["records"] else _options.change_needed(drift)
+        actions = plan(self.params["state"], current, change, self.params["recreate"])
+        base = current.config if current else self.backend.default_config()
+        config = _options.effective_config(_options.merged(base, self.desired), self.backend.name)
+        if actions:  # refuse what the backend cannot do before changing anything
+            self.backend.check_config(self.params["name"], config, actions)
+        return current, drift, actions, config
+
     def run(self) -> dict:
         name = self.params["name"]
-        lock = contextlib.nullcontext() if self.check_mode else self.backend.lock(name)
-        with lock:
-            current = self._current()
-            drift = []
-            if current is not None and self.params["state"] != "absent":
-                drift = ["records"] if current.status == "corrupt" else _options.drifted(self.desired, current.config)
-            change = "recreate" if drift == ["records"] else _options.change_needed(drift)
-            actions = plan(self.params["state"], current, change, self.params["recreate"])
-            base = current.config if current else self.backend.default_config()
-            config = _options.effective_config(_options.merged(base, self.desired), self.backend.name)
-            if actions:  # refuse what the backend cannot do before changing anything
-                self.backend.check_config(name, config, actions)
-            predicted = self._predict(current, actions, config)
-            if actions and not self.check_mode:
-                self._act(actions, config)
+        current, drift, actions, config = self._plan()
+        after = current if current is None or current.status != "corrupt" else None
+        if actions and not self.check_mode:
+            # Only a run that changes something takes the lock (a no-op writes nothing, not even a
+            # lock file); under it, plan again, since another run may have acted meanwhile.
+            with self.backend.lock(name):
+                current, drift, actions, config = self._plan()
+                if actions:
+                    self._act(actions, config)
                 after = self.backend.inspect(name)
-            else:
-                after = current if current is None or current.status != "corrupt" else None
-        result = {
+        return {
             "changed": bool(actions),
             "actions": actions,
             "drifted": drift,
             "container": after.to_result() if after else {},
-            "diff": {"before": _view(current), "after": predicted},
+            "diff": {"before": _view(current), "after": self._predict(current, actions, config)},
         }
-        return result
 
     def _predict(self, current: ContainerRecord | None, actions: list[str], config: dict) -> dict:
         if self.params["state"] == "absent":

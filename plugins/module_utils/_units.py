@@ -65,10 +65,25 @@ def unit_name(name: str) -> str:
 
 
 def quote(arg: str) -> str:
-    """Quote one argument for a .nspawn Parameters= line (systemd's word splitting rules)."""
+    """Quote one argument for a .nspawn Parameters= line.
+
+    systemd splits that line like a shell but keeps backslashes literally (no escapes), so a
+    word is built from double-quoted runs, with each '"' in a single-quoted run of its own;
+    adjacent runs join into one word. A newline cannot be expressed at all.
+    """
     if arg and all(char.isalnum() or char in "/._-+=:,@%" for char in arg):
         return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "".join("'\"'" if part == '"' else f'"{part}"' for part in _split_quotes(arg)) or '""'
+
+
+def _split_quotes(arg: str) -> list[str]:
+    parts: list[str] = []
+    for char in arg:
+        if char == '"' or not parts or parts[-1] == '"':
+            parts.append(char)
+        else:
+            parts[-1] += char
+    return parts
 
 
 def render_nspawn(config: dict, record: dict) -> str:
@@ -78,9 +93,13 @@ def render_nspawn(config: dict, record: dict) -> str:
         lines.append("Boot=yes")
     else:
         lines.append("ProcessTwo=yes")  # a stub init as PID 1 reaps zombies and forwards signals
-    if config.get("command"):
-        lines.append("Parameters=" + " ".join(quote(arg) for arg in config["command"]))
-    for key, value in sorted((config.get("env") or {}).items()):
+        # nspawn's default for a non-booted container is SIGKILL; stop gracefully, as proot does.
+        lines.append("KillSignal=SIGTERM")
+    command = config.get("command") or record.get("entrypoint")
+    if command:
+        lines.append("Parameters=" + " ".join(quote(arg) for arg in command))
+    env = {"CONTAINER_NAME": record.get("name", ""), **(config.get("env") or {})}
+    for key, value in sorted(env.items()):
         lines.append(f"Environment={key}={value}")
     if config.get("workdir") and config["workdir"] != "/":
         lines.append(f"WorkingDirectory={config['workdir']}")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
 from ansible.plugins.loader import init_plugin_loader
 from pytest_ansible.module_dispatcher.v213 import ModuleDispatcherV213
+
+from .targets import FleetSystemd, LocalProot
 
 COLLECTIONS = os.environ["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep)[0]
 init_plugin_loader([COLLECTIONS])  # before the first module call, or FQCNs are not found
@@ -31,6 +34,104 @@ def _build_play_ds_with_check_and_diff(self, complex_args):
 
 
 ModuleDispatcherV213._build_play_ds = _build_play_ds_with_check_and_diff
+
+
+CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROOT_BINARIES = {
+    # Debian 12's package: no --kill-on-exit, no port mapping, -k breaks ls.
+    "proot-5.1.0": "/usr/bin/proot",
+    # Built from Debian sid's source package by tests/setup/build-proot.sh.
+    "proot-5.4.0": os.environ.get("VOLT_PROOT_54", os.path.join(CACHE, "armoredgate-volt/proot-5.4/bin/proot")),
+}
+TARGETS = (*sorted(PROOT_BINARIES), "systemd")
+# Where the fleet's containers live: the module's default data dir, as users have it.
+FLEET_DATA_DIR = "/var/lib/volt"
+
+
+def proot_path(ident: str) -> str:
+    path = PROOT_BINARIES[ident]
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{ident} is missing at {path}: run scripts/test (it installs and builds both)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """The test fleet's state dir: the one scripts/test booted (VOLT_FLEET_DIR), else one booted
+    (and destroyed) here with tests/fleet/fleet."""
+    given = os.environ.get("VOLT_FLEET_DIR")
+    if given and os.path.exists(os.path.join(given, "inventory.yml")):
+        yield given
+        return
+    state_dir = given or "/var/tmp/volt-fleet-pytest"
+    script = os.path.join(TOP, "tests", "fleet", "fleet")
+    subprocess.run([script, "create", "--dir", state_dir], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield state_dir
+    finally:
+        subprocess.run([script, "destroy", "--dir", state_dir], check=False, stdout=subprocess.DEVNULL)
+
+
+def _make_target(ident, request, ansible_adhoc, tmp_path):
+    if ident == "systemd":
+        state_dir = request.getfixturevalue("fleet")
+        return FleetSystemd(
+            ident,
+            ansible_adhoc,
+            "sys1",
+            os.path.join(state_dir, "inventory.yml"),
+            data_dir=FLEET_DATA_DIR,
+            ssh_config=os.path.join(state_dir, "ssh_config"),
+        )
+    return LocalProot(
+        ident,
+        ansible_adhoc,
+        "localhost",
+        "localhost,",
+        data_dir=str(tmp_path / "volt"),
+        extra={"proot_path": proot_path(ident)},
+    )
+
+
+def prepared_target(request, ansible_adhoc, tmp_path):
+    """The target named by request.param, emptied and given the busybox image; emptied after."""
+    chosen = _make_target(request.param, request, ansible_adhoc, tmp_path)
+    chosen.cleanup()
+    chosen.prepare()
+    yield chosen
+    chosen.cleanup()
+
+
+@pytest.fixture(params=TARGETS)
+def target(request, ansible_adhoc, tmp_path):
+    """Every backend in turn: the same scenario holds each to the same contract."""
+    yield from prepared_target(request, ansible_adhoc, tmp_path)
+
+
+@pytest.fixture
+def converge(target):
+    """The sequence every scenario must pass: check predicts a change and writes nothing, apply
+    changes as predicted, then check and apply again report no change. Returns the apply's result."""
+
+    def run(**args):
+        before = target.snapshot()
+        predicted = target.volt(check=True, diff=True, **args)
+        assert not predicted.get("failed"), predicted.get("msg")
+        assert predicted["changed"] is True, predicted
+        assert target.snapshot() == before, "check mode wrote something"
+        applied = target.volt(diff=True, **args)
+        assert not applied.get("failed"), applied.get("msg")
+        assert applied["changed"] is True
+        assert applied["actions"] == predicted["actions"]
+        assert applied["diff"]["after"]["state"] == predicted["diff"]["after"]["state"]
+        if args.get("state") != "restarted":
+            again = target.volt(check=True, **args)
+            assert again["changed"] is False, again
+            assert target.volt(**args)["changed"] is False
+        return applied
+
+    return run
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ import os
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
-# The systemd-nspawn backend lands in a later release; until then auto never picks it.
-SYSTEMD_IMPLEMENTED = False
-
 
 def systemd_usable(runner) -> bool:
     """systemd is PID 1, systemd-nspawn is installed and we are root."""
@@ -22,7 +19,7 @@ def systemd_usable(runner) -> bool:
 def backend_name(requested: str, runner) -> str:
     if requested != "auto":
         return requested
-    return "systemd" if SYSTEMD_IMPLEMENTED and systemd_usable(runner) else "proot"
+    return "systemd" if systemd_usable(runner) else "proot"
 
 
 def select_backend(requested: str, runner, data_dir: str | None, settings: dict) -> Backend:
@@ -34,10 +31,6 @@ def select_backend(requested: str, runner, data_dir: str | None, settings: dict)
         )
 
         return ProotBackend(runner, data_dir, settings)
-    if not SYSTEMD_IMPLEMENTED:
-        raise VoltError(
-            f"backend {name!r} is not implemented yet in this release of armoredgate.volt; use backend: proot (or auto)"
-        )
     if os.geteuid() != 0:
         raise VoltError("the systemd backend manages system units and needs root (use become: true)")
     from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import (  # noqa: PLC0415

@@ -93,6 +93,11 @@ class SystemdBackend(Backend):
                     f"ports {', '.join(remapped)} need a private network: with network: host the "
                     "container uses the host's ports directly (give the same port on both sides)"
                 )
+        if any("\n" in arg for arg in config.get("command") or []):
+            raise VoltError(
+                "command arguments cannot contain a newline with the systemd backend "
+                "(systemd.nspawn settings are one line); run a script file instead"
+            )
         root = self.source(name, config) if "create" in actions else self._rootfs(name)
         if ("create" in actions or "start" in actions) and not os.path.isdir(os.path.join(root, "usr")):
             raise VoltError(
@@ -155,7 +160,8 @@ class SystemdBackend(Backend):
         if unit.get("ActiveState") in RUNNING_STATES:
             status = "running"
         else:
-            status = "stopped" if unit.get("ExecMainStartTimestamp") else "created"
+            # Only the record knows about starts before the last boot.
+            status = "stopped" if record.get("started") or unit.get("ExecMainStartTimestamp") else "created"
         pid = self._leader(name) if status == "running" else None
         rootfs = self._rootfs(name)
         config = record.get("config", {})
@@ -167,7 +173,7 @@ class SystemdBackend(Backend):
             pid=pid or None,
             rootfs=rootfs,
             os=_rootfs.os_release(rootfs),
-            command=config.get("command"),
+            command=config.get("command") or record.get("entrypoint"),
             created_at=record.get("created_at"),
             started_at=_rfc3339(unit.get("ActiveEnterTimestamp")),
             stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
@@ -191,8 +197,14 @@ class SystemdBackend(Backend):
         return records
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def _write_settings(self, name: str, config: dict, created_at: str) -> bool:
-        record = {"name": name, "created_at": created_at, "config": config}
+    def _write_settings(self, name: str, config: dict, previous: dict) -> bool:
+        """Write the drop-in and the .nspawn record (created_at and started carried over)."""
+        record = {"name": name, "created_at": previous.get("created_at") or _store.utc_now(), "config": config}
+        if previous.get("started"):
+            record["started"] = True
+        if not config.get("command") and not config.get("boot"):
+            # The same entrypoint detection as proot, done once, when the rootfs is in place.
+            record["entrypoint"] = _rootfs.detect_entrypoint(self._rootfs(name))
         wrote = self._write_if_changed(self._dropin(name), _units.render_dropin(config, self._rootfs(name)))
         return self._write_if_changed(self._settings(name), _units.render_nspawn(config, record)) or wrote
 
@@ -217,7 +229,7 @@ class SystemdBackend(Backend):
             written = [self._dropin(name), self._settings(name)]
             os.rename(staging, final)
             staging = ""
-            self._write_settings(name, config, _store.utc_now())  # the .nspawn record comes last
+            self._write_settings(name, config, {})  # the .nspawn record comes last
             self._systemctl("daemon-reload")
             self._apply_enablement(name, config)
         except BaseException:
@@ -230,7 +242,7 @@ class SystemdBackend(Backend):
 
     def update(self, name: str, config: dict) -> None:
         record = self._record(name) or {}
-        if self._write_settings(name, config, record.get("created_at") or _store.utc_now()):
+        if self._write_settings(name, config, record):
             self._systemctl("daemon-reload")
         self._apply_enablement(name, config)
 
@@ -260,20 +272,25 @@ class SystemdBackend(Backend):
         if rc != 0:
             logs = "\n".join(self.logs(name, 20))
             raise VoltError(f"starting {unit} failed: {err.strip()}\n{logs}", rc=rc, stderr=err)
+        record = self._record(name) or {}
+        if not record.get("started"):
+            self._write_settings(name, record.get("config", {}), dict(record, started=True))
 
     def stop(self, name: str, timeout: float) -> None:
         """systemctl stop, but with our timeout rather than the unit's TimeoutStopSec."""
         unit = _units.unit_name(name)
         if self._unit_state(name).get("ActiveState") not in RUNNING_STATES:
             return
-        self._systemctl("stop", "--no-block", unit)
+        self._systemctl("stop", "--no-block", unit)  # a pending stop job keeps Restart= from firing
+        # nspawn's stub init does not pass SIGTERM on to the payload: signal every process.
+        self._systemctl("kill", "--kill-who=all", "--signal=SIGTERM", unit, check=False)
         killed = False
         deadline = time.monotonic() + timeout
         while self._unit_state(name).get("ActiveState") not in ("inactive", "failed"):
             if time.monotonic() >= deadline:
                 if killed:
                     raise VoltError(f"{unit} did not stop, even after SIGKILL")
-                self._systemctl("kill", "--signal=SIGKILL", unit, check=False)
+                self._systemctl("kill", "--kill-who=all", "--signal=SIGKILL", unit, check=False)
                 killed, deadline = True, time.monotonic() + 10
             time.sleep(_POLL_SECONDS)
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _units
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 
 @pytest.mark.parametrize("name", ["web", "web-1", "a.b_c", ".hidden", "a b", "ü", "x:y"])
@@ -31,9 +34,11 @@ def test_nspawn_settings_for_a_command_container():
     assert text.splitlines()[1:] == [
         "[Exec]",
         "ProcessTwo=yes",
-        'Parameters=/bin/sh -c "echo \\"hi there\\"; sleep 5"',
+        "KillSignal=SIGTERM",
+        'Parameters=/bin/sh -c "echo "\'"\'"hi there"\'"\'"; sleep 5"',
         "Environment=A=x y",
         "Environment=B=2",
+        "Environment=CONTAINER_NAME=web",
         "WorkingDirectory=/srv",
         "[Files]",
         "Bind=/data:/data",
@@ -79,3 +84,17 @@ def test_template_unit_passes_systemd_analyze_verify(tmp_path):
         ["systemd-analyze", "verify", "--man=no", str(instance)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "volt-container" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arg", "quoted"),
+    [("x", "x"), ("a b", '"a b"'), ("it's", '"it\'s"'), ('say "hi"', '"say "\'"\'"hi"\'"\''), ("", '""')],
+)
+def test_parameters_quoting(arg, quoted):
+    assert _units.quote(arg) == quoted
+
+
+def test_the_role_installs_the_same_template_unit():
+    role_copy = os.path.join(TOP, "roles", "systemd_host", "files", _units.TEMPLATE_NAME)
+    with open(role_copy, encoding="utf-8") as handle:
+        assert handle.read() == _units.TEMPLATE_UNIT, "regenerate the role's copy from _units.TEMPLATE_UNIT"
