@@ -248,6 +248,13 @@ container:
     stopped_at:
       description: Last stop time (RFC 3339, UTC).
       type: str
+    addresses:
+      description:
+        - IP addresses of a running container on a bridge (systemd backend, from machined).
+        - Empty for containers that share the host's network, which includes every proot container.
+      type: list
+      elements: str
+      sample: [10.213.0.190]
     config:
       description: The container's effective configuration, as compared on the next run.
       type: dict

@@ -128,7 +128,9 @@ def converge(target):
         if args.get("state") != "restarted":
             again = target.volt(check=True, **args)
             assert again["changed"] is False, again
+            before = target.snapshot()
             assert target.volt(**args)["changed"] is False
+            assert target.snapshot() == before, "a run with nothing to change wrote something"
         return applied
 
     return run

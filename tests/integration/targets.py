@@ -150,7 +150,9 @@ class FleetHost(Target):
 
     def sh(self, script: str, check: bool = True) -> str:
         # One SSH connection per host for the whole session, as Ansible itself does.
-        multiplex = ["-o", "ControlMaster=auto", "-o", "ControlPersist=120", "-o", "ControlPath=/tmp/volt-test-%C"]
+        # (in the fleet's own directory: every fleet has a sys1, and masters must not be shared)
+        control = os.path.join(os.path.dirname(self._ssh_config), "cp", "test-%C")
+        multiplex = ["-o", "ControlMaster=auto", "-o", "ControlPersist=120", "-o", f"ControlPath={control}"]
         result = subprocess.run(
             ["ssh", "-F", self._ssh_config, *multiplex, self.host, script], capture_output=True, text=True, check=False
         )

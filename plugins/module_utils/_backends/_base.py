@@ -33,6 +33,7 @@ class ContainerRecord:
         created_at: str | None = None,
         started_at: str | None = None,
         stopped_at: str | None = None,
+        addresses: list | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -45,6 +46,7 @@ class ContainerRecord:
         self.created_at = created_at
         self.started_at = started_at
         self.stopped_at = stopped_at
+        self.addresses = addresses or []
 
     @property
     def running(self) -> bool:

@@ -152,6 +152,23 @@ class SystemdBackend(Backend):
         rc, out, _err = self.runner.run(["machinectl", "show", name, "--property=Leader", "--value"], check=False)
         return int(out.strip()) if rc == 0 and out.strip().isdigit() else None
 
+    def _addresses(self, name: str) -> list[str]:
+        """The container's IP addresses as machined sees them (only a private network has its own)."""
+        rc, out, _err = self.runner.run(
+            ["machinectl", "list", "--max-addresses=all", "--no-legend", "--no-pager"], check=False
+        )
+        addresses: list[str] = []
+        current = None
+        for line in out.splitlines() if rc == 0 else []:
+            if not line[:1].isspace():
+                fields = line.split()
+                current = fields[0] if fields else None
+                extra = fields[5:] if current == name else []
+            else:
+                extra = line.split() if current == name else []
+            addresses += [address for address in extra if address != "-"]
+        return addresses
+
     def inspect(self, name: str, persist: bool = False) -> ContainerRecord | None:
         record = self._record(name)
         if record is None:
@@ -163,6 +180,8 @@ class SystemdBackend(Backend):
             # Only the record knows about starts before the last boot.
             status = "stopped" if record.get("started") or unit.get("ExecMainStartTimestamp") else "created"
         pid = self._leader(name) if status == "running" else None
+        private = record.get("config", {}).get("network") not in (None, "host", "none")
+        addresses = self._addresses(name) if status == "running" and private else []
         rootfs = self._rootfs(name)
         config = record.get("config", {})
         return ContainerRecord(
@@ -177,6 +196,7 @@ class SystemdBackend(Backend):
             created_at=record.get("created_at"),
             started_at=_rfc3339(unit.get("ActiveEnterTimestamp")),
             stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
+            addresses=addresses,
         )
 
     def list(self) -> list[ContainerRecord]:

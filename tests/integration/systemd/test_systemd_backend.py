@@ -68,6 +68,8 @@ def test_bridge_gives_an_address_that_reaches_the_host(target, converge):
         timeout=30,
     )
     assert "10.213.0." in target.read(f"{root}/root/ip.txt")
+    info = target.volt("volt_container_info", name="bridged")["containers"][0]
+    assert any(address.startswith("10.213.0.") for address in info["addresses"]), info
     assert "vb-bridged" in target.sh("ip -br link show master voltbr0")
 
 
@@ -114,3 +116,26 @@ def test_bad_systemd_input_fails_clearly_and_writes_nothing(target):
         assert result.get("failed"), args
         assert message in result["msg"], (args, result["msg"])
     assert target.snapshot() == before
+
+
+def test_network_none_leaves_only_loopback(target, converge):
+    command = ["/bin/sh", "-c", "ip -o link > /root/links.txt; exec sleep 1000"]
+    converge(name="isolated", image="busybox", network="none", command=command)
+    links = f"{target.rootfs('isolated')}/root/links.txt"
+    assert wait_for(lambda: target.read(links))
+    assert [line.split(":")[1].strip() for line in target.read(links).splitlines()] == ["lo"]
+
+
+def test_boot_runs_the_image_init(target, converge):
+    source = f"{target.data_dir}/bootable"
+    target.sh(
+        f"cp -a {target.data_dir}/images/busybox {source} && mkdir -p {source}/sbin && rm -f {source}/sbin/init && "
+        f"printf '#!/bin/sh\\necho \"booted as $$\" > /root/booted.txt\\nexec sleep 1000\\n' > {source}/sbin/init && "
+        f"chmod 755 {source}/sbin/init"
+    )
+    result = converge(name="booted", rootfs=source, boot=True)
+    assert result["container"]["status"] == "running"
+    booted = f"{target.rootfs('booted')}/root/booted.txt"
+    assert wait_for(lambda: target.read(booted))
+    assert target.read(booted).strip() == "booted as 1", "the image's init runs as PID 1"
+    assert "Boot=yes" in target.read("/etc/systemd/nspawn/booted.nspawn")
