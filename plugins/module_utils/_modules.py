@@ -72,3 +72,35 @@ def run_container_info(module) -> None:
     except VoltError as exc:
         _fail(module, exc)
     module.exit_json(changed=False, exists=bool(containers), containers=containers)
+
+
+def image_module_spec() -> dict:
+    spec = {
+        "name": {"type": "str", "required": True},
+        "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+        "source": {"type": "str", "choices": ["directory", "tarball"]},
+        "path": {"type": "path"},
+        "url": {"type": "str"},
+        "checksum": {"type": "str"},
+        "validate_checksum": {"type": "bool", "default": True},
+        "validate_certs": {"type": "bool", "default": True},
+        "force": {"type": "bool", "default": False},
+        "data_dir": {"type": "path"},
+    }
+    return {"argument_spec": spec, "mutually_exclusive": [("path", "url")], "supports_check_mode": True}
+
+
+def run_image(module) -> None:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (  # noqa: PLC0415
+        default_data_dir,
+    )
+    from ansible_collections.armoredgate.volt.plugins.module_utils._images._manager import (  # noqa: PLC0415
+        ImageManager,
+    )
+
+    try:
+        manager = ImageManager(module, Runner(module), module.params["data_dir"] or default_data_dir())
+        result = manager.run()
+    except VoltError as exc:
+        _fail(module, exc)
+    module.exit_json(**result)

@@ -56,9 +56,10 @@ class Target:
     # -- the collection ------------------------------------------------------------------------
     def volt(self, module="volt_container", check=False, diff=False, **args):
         args.setdefault("data_dir", self.data_dir)
-        args.setdefault("backend", self.backend)
-        for key, value in self._extra.items():
-            args.setdefault(key, value)
+        if module.startswith("volt_container"):  # images are shared by every backend
+            args.setdefault("backend", self.backend)
+            for key, value in self._extra.items():
+                args.setdefault(key, value)
         manager = self._adhoc(inventory=self._inventory, check=check, diff=diff)
         self.configure(manager.options["inventory_manager"].get_host(self.host))
         result = getattr(manager[self.host], f"armoredgate.volt.{module}")(**args)

@@ -1,0 +1,188 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""volt_image's logic: work out the image's identity, compare with the store, build if needed."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import (
+    ImageStore,
+    file_digest,
+    parse_checksum,
+)
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, image_dir_name
+
+SOURCES = ("directory", "tarball")
+_CHUNK = 1024 * 1024
+
+
+def infer_source(params: dict) -> str:
+    if params.get("source"):
+        return params["source"]
+    if params.get("url"):
+        return "tarball"
+    path = params.get("path")
+    if path:
+        return "directory" if os.path.isdir(path) else "tarball"
+    raise VoltError("cannot tell where the image comes from: give path (a directory or a tarball) or url")
+
+
+def tree_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class ImageManager:
+    def __init__(self, module, runner, data_dir: str) -> None:
+        self.module = module
+        self.runner = runner
+        self.params = module.params
+        self.store = ImageStore(data_dir)
+
+    # -- identity ------------------------------------------------------------------------------
+    def _wanted(self, source: str) -> dict:
+        """What the stored image must match (source and digest or path) for nothing to change."""
+        params = self.params
+        if source == "directory":
+            path = absolute_path(params.get("path"), "path")
+            if not os.path.isdir(path):
+                raise VoltError(f"path {path} is not a directory", path=path)
+            return {"source": "directory", "path": path}
+        if params.get("url"):
+            if params.get("checksum"):
+                return {"source": "tarball", "url": params["url"], "digest": parse_checksum(params["checksum"])}
+            if params["validate_checksum"]:
+                raise VoltError(f"url {params['url']} needs a checksum (sha256:<hex>), or validate_checksum: false")
+            return {"source": "tarball", "url": params["url"], "digest": None}
+        path = absolute_path(params.get("path"), "path")
+        if not os.path.isfile(path):
+            raise VoltError(f"tarball {path} is not a file", path=path)
+        digest = file_digest(path)
+        if params.get("checksum") and parse_checksum(params["checksum"]) != digest:
+            raise VoltError(f"tarball {path} has digest {digest}, not the expected {params['checksum']}", path=path)
+        return {"source": "tarball", "path": path, "digest": digest}
+
+    @staticmethod
+    def _matches(current: dict | None, wanted: dict) -> bool:
+        if current is None:
+            return False
+        if wanted.get("digest") is None and wanted["source"] == "tarball":
+            return current.get("url") == wanted.get("url")  # unpinned URL: fetched once
+        return all(current.get(key) == value for key, value in wanted.items())
+
+    # -- run -----------------------------------------------------------------------------------
+    def run(self) -> dict:
+        name = self.params["name"]
+        image_dir_name(name)
+        current = self.store.record(name)
+        if self.params["state"] == "absent":
+            actions = ["remove"] if current else []
+            if current:
+                users = self.store.containers_using(name)
+                if users and not self.params["force"]:
+                    raise VoltError(
+                        f"image {name} is used by containers {', '.join(users)}; remove them first or set force: true"
+                    )
+            if actions and not self.module.check_mode:
+                with self.store.lock():
+                    self.store.remove(name)
+            return {"changed": bool(actions), "actions": actions, "image": {}}
+        source = infer_source(self.params)
+        if source not in SOURCES:
+            raise VoltError(f"source {source!r} is not supported yet (supported: {', '.join(SOURCES)})")
+        wanted = self._wanted(source)
+        actions = (
+            []
+            if self._matches(current, wanted) and not self.params["force"]
+            else ["download" if wanted.get("url") else ("copy" if source == "directory" else "extract")]
+        )
+        if wanted.get("url") and actions:
+            actions.append("extract")
+        if actions and not self.module.check_mode:
+            with self.store.lock():
+                wanted = self._build(name, wanted)
+        return {"changed": bool(actions), "actions": actions, "image": self._result(name)}
+
+    def _result(self, name: str) -> dict:
+        entry = self.store.record(name)
+        if entry is None:
+            return {}
+        tree = self.store.tree(name)
+        return dict(entry, name=name, path=tree, os=_rootfs.os_release(tree))
+
+    # -- build ---------------------------------------------------------------------------------
+    def _build(self, name: str, wanted: dict) -> dict:
+        staging = self.store.staging(name)
+        downloaded = ""
+        try:
+            if wanted["source"] == "directory":
+                _rootfs.clone_tree(self.runner, wanted["path"], staging)
+            else:
+                tarball = downloaded = self._download(wanted) if wanted.get("url") else wanted["path"]
+                if wanted.get("url") and wanted.get("digest") is None:
+                    wanted = dict(wanted, digest=file_digest(tarball))
+                self._extract(tarball, staging, wanted.get("digest") or "tarball")
+            entry = dict(wanted, size=tree_size(staging))
+            self.store.install(name, staging, entry)
+            return entry
+        except BaseException:
+            _rootfs.remove_tree(staging)
+            if downloaded and os.path.exists(downloaded):
+                os.unlink(downloaded)  # a blob that did not make an image is not kept
+            raise
+
+    def _extract(self, tarball: str, root: str, label: str) -> None:
+        applier = LayerApplier(root)
+        try:
+            with tarfile.open(tarball, mode="r|*") as archive:
+                applier.apply(archive, label)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise VoltError(f"cannot unpack {tarball}: {exc}", path=tarball) from None
+        if applier.skipped:
+            self.module.warn(
+                f"skipped {len(applier.skipped)} device nodes (not root): {', '.join(applier.skipped[:5])}"
+            )
+
+    def _download(self, wanted: dict) -> str:
+        """Stream the URL into the blob store while hashing; keep it only if the digest matches."""
+        import hashlib  # noqa: PLC0415 - only downloads need these
+
+        from ansible.module_utils.urls import open_url  # noqa: PLC0415
+
+        digest = wanted.get("digest")
+        if digest and os.path.exists(self.store.blob(digest)):
+            return self.store.blob(digest)  # already downloaded (e.g. by an earlier, failed run)
+        fd, temporary = self.store.new_blob()
+        sha, received, expected = hashlib.sha256(), 0, None
+        try:
+            with os.fdopen(fd, "wb") as target:
+                response = open_url(wanted["url"], validate_certs=self.params["validate_certs"], timeout=60)
+                expected = response.headers.get("Content-Length")
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    sha.update(chunk)
+                    target.write(chunk)
+                    received += len(chunk)
+            if expected is not None and int(expected) != received:
+                raise VoltError(f"download of {wanted['url']} is truncated: {received} of {expected} bytes")
+            actual = f"sha256:{sha.hexdigest()}"
+            if digest and actual != digest:
+                raise VoltError(f"{wanted['url']} has digest {actual}, not the expected {digest}", url=wanted["url"])
+            return self.store.keep_blob(temporary, actual)
+        except VoltError:
+            os.unlink(temporary)
+            raise
+        except Exception as exc:
+            os.unlink(temporary)
+            raise VoltError(f"cannot download {wanted['url']}: {exc}", url=wanted["url"]) from None

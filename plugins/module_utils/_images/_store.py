@@ -1,0 +1,150 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The image store: trees both backends run from, content-addressed blobs, and an index.
+
+<data_dir>/images/<image>/           extracted tree (':' '/' '@' in names become '_')
+<data_dir>/images/.index.json        image name -> digest, source, size, created
+<data_dir>/blobs/sha256/<hex>        downloaded tarballs and layers, by digest
+An image is built under a hidden name and swapped in by rename: a failed build leaves the store
+as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name, validate_name
+
+_CHUNK = 1024 * 1024
+
+
+def parse_checksum(value: str) -> str:
+    """'sha256:<64 hex>' -> the same, lower-cased; anything else is a clear error."""
+    algorithm, _sep, digest = str(value).partition(":")
+    digest = digest.lower()
+    if algorithm != "sha256" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise VoltError(f"checksum {value!r} must look like sha256:<64 hex digits>")
+    return f"sha256:{digest}"
+
+
+def file_digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            sha.update(chunk)
+    return f"sha256:{sha.hexdigest()}"
+
+
+class ImageStore:
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.images = os.path.join(data_dir, "images")
+        self.blobs = os.path.join(data_dir, "blobs", "sha256")
+        self.index_path = os.path.join(self.images, ".index.json")  # hidden: never taken for an image
+
+    # -- index ---------------------------------------------------------------------------------
+    def index(self) -> dict:
+        try:
+            return _store.read_json(self.index_path)
+        except FileNotFoundError:
+            return {}
+
+    def record(self, name: str) -> dict | None:
+        """The index entry of an image whose tree exists; a tree without entry (put there by hand
+        or by the Volt CLI) reads as a directory image."""
+        entry = self.index().get(name)
+        if os.path.isdir(self.tree(name)):
+            return entry or {"source": "directory"}
+        return None
+
+    def tree(self, name: str) -> str:
+        return os.path.join(self.images, image_dir_name(name))
+
+    def lock(self):
+        return _store.Lock(os.path.join(self.data_dir, "locks"), "images")
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def blob(self, digest: str) -> str:
+        return os.path.join(self.blobs, digest.split(":", 1)[1])
+
+    def new_blob(self) -> tuple[int, str]:
+        """A temporary file next to the blobs, to be filled, verified and put in place."""
+        os.makedirs(self.blobs, exist_ok=True)
+        return tempfile.mkstemp(prefix=".incoming-", dir=self.blobs)
+
+    def keep_blob(self, temporary: str, digest: str) -> str:
+        os.chmod(temporary, 0o644)
+        os.rename(temporary, self.blob(digest))
+        return self.blob(digest)
+
+    # -- trees ---------------------------------------------------------------------------------
+    def staging(self, name: str) -> str:
+        os.makedirs(self.images, exist_ok=True)
+        path = tempfile.mkdtemp(prefix=f".{image_dir_name(name)}.building-", dir=self.images)
+        os.chmod(path, 0o755)
+        return path
+
+    def install(self, name: str, staging: str, entry: dict) -> None:
+        """Swap the built tree in and record it; the old tree (if any) goes after the rename."""
+        final = self.tree(name)
+        old = ""
+        if os.path.lexists(final):
+            old = tempfile.mkdtemp(prefix=f".{image_dir_name(name)}.old-", dir=self.images)
+            os.rename(final, os.path.join(old, "tree"))
+        try:
+            os.rename(staging, final)
+        except BaseException:
+            if old:
+                os.rename(os.path.join(old, "tree"), final)
+            raise
+        index = self.index()
+        index[name] = dict(entry, created=_store.utc_now())
+        _store.write_json(self.index_path, index)
+        if old:
+            _rootfs.remove_tree(old)
+
+    def remove(self, name: str) -> None:
+        final = self.tree(name)
+        if os.path.lexists(final):
+            doomed = tempfile.mkdtemp(prefix=f".{image_dir_name(name)}.removing-", dir=self.images)
+            os.rename(final, os.path.join(doomed, "tree"))
+            _rootfs.remove_tree(doomed)
+        index = self.index()
+        if index.pop(name, None) is not None:
+            _store.write_json(self.index_path, index)
+
+    # -- users ---------------------------------------------------------------------------------
+    def containers_using(self, name: str) -> list[str]:
+        """Containers under data_dir created from this image (either backend's records)."""
+        containers = os.path.join(self.data_dir, "containers")
+        try:
+            names = sorted(entry for entry in os.listdir(containers) if not entry.startswith("."))
+        except FileNotFoundError:
+            return []
+        users = []
+        for container in names:
+            validate_name(container)
+            for path, extract in (
+                (os.path.join(containers, container, "config.yaml"), lambda text: json.loads(text)["options"]),
+                (f"/etc/systemd/nspawn/{container}.nspawn", _nspawn_config),
+            ):
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        if extract(handle.read()).get("image") == name:
+                            users.append(container)
+                            break
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+        return users
+
+
+def _nspawn_config(text: str) -> dict:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._units import parse_record  # noqa: PLC0415
+
+    return (parse_record(text) or {})["config"]

@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: volt_image
+short_description: Put a root filesystem image into the Volt image store
+version_added: 0.1.0
+description:
+  - Adds an image to the host's image store, C(<data_dir>/images/<name>), from which both the
+    proot and the systemd backend create containers, or removes it.
+  - Sources in this release are a directory (copied as C(cp -a --reflink=auto) does) and a root
+    filesystem tarball, local or downloaded, verified against a sha256 checksum.
+  - Tarballs are unpacked by the same code as image layers, which refuses entries that could
+    escape the image (absolute paths, C(..), paths through symlinks, hard links outside).
+  - An image is built under a hidden name and swapped in by rename, so a failed run leaves the
+    store as it was.
+author:
+  - Armored Gates LLC (@armoredgate)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing) in diff mode.
+    support: none
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
+options:
+  name:
+    description:
+      - Name containers use to refer to the image (their O(armoredgate.volt.volt_container#module:image)).
+      - C(:), C(/) and C(@) map to C(_) in the directory name.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the image is in the store and matches its source.
+      - V(absent) removes it; refused while a container uses it, unless O(force=true).
+    type: str
+    choices: [present, absent]
+    default: present
+  source:
+    description:
+      - Where the image comes from. Inferred when not given, from O(url) (a tarball) or from
+        O(path) (a directory or a tarball).
+    type: str
+    choices: [directory, tarball]
+  path:
+    description:
+      - A directory to copy, or a tarball (gzip, xz or bzip2 compressed, or not) on the managed host.
+    type: path
+  url:
+    description:
+      - Download a root filesystem tarball from this URL.
+    type: str
+  checksum:
+    description:
+      - Expected digest of the tarball, as C(sha256:<hex>).
+      - Required with O(url) unless O(validate_checksum=false). The image is up to date when the
+        store holds this digest, so a second run downloads nothing.
+    type: str
+  validate_checksum:
+    description:
+      - Set to V(false) to download a URL without a checksum. The image is then fetched once
+        and not compared again.
+    type: bool
+    default: true
+  validate_certs:
+    description:
+      - Verify TLS certificates of O(url).
+    type: bool
+    default: true
+  force:
+    description:
+      - With V(present), build the image again even when it is up to date.
+      - With V(absent), remove it even when containers use it (they keep their own copy).
+    type: bool
+    default: false
+  data_dir:
+    description:
+      - Directory holding the Volt store. Defaults to C(/var/lib/volt) for root and to
+        C(${XDG_DATA_HOME:-~/.local/share}/volt) for other users.
+    type: path
+seealso:
+  - module: armoredgate.volt.volt_container
+"""
+
+EXAMPLES = r"""
+- name: A root filesystem tarball, verified
+  armoredgate.volt.volt_image:
+    name: alpine
+    url: https://example.org/alpine-minirootfs-3.20.0-x86_64.tar.gz
+    checksum: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+- name: A directory prepared by other means
+  armoredgate.volt.volt_image:
+    name: busybox
+    path: /srv/rootfs/busybox
+
+- name: Remove an image no container uses any more
+  armoredgate.volt.volt_image:
+    name: alpine
+    state: absent
+"""
+
+RETURN = r"""
+actions:
+  description: What the module did (or, in check mode, would do).
+  returned: always
+  type: list
+  elements: str
+  sample: [download, extract]
+image:
+  description: The image in the store after the run (in check mode, as it is now). Empty when absent.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Image name.
+      type: str
+    path:
+      description: The image's tree in the store.
+      type: str
+    source:
+      description: V(directory) or V(tarball).
+      type: str
+    digest:
+      description: sha256 digest of the tarball it was unpacked from.
+      type: str
+    size:
+      description: Bytes of file data in the tree.
+      type: int
+    os:
+      description: C(PRETTY_NAME) from the image's os-release, if any.
+      type: str
+    created:
+      description: When it was put in the store (RFC 3339, UTC).
+      type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._modules import image_module_spec, run_image
+
+
+def main():
+    module = AnsibleModule(**image_module_spec())
+    run_image(module)
+
+
+if __name__ == "__main__":
+    main()
