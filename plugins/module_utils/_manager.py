@@ -53,6 +53,9 @@ class ContainerManager:
         self.params = params
         self.check_mode = check_mode
         self.desired = _options.desired_config(params, backend.name, warn)
+        digest = backend.image_digest(self.desired["image"]) if "image" in self.desired else None
+        if digest:
+            self.desired["image_digest"] = digest
 
     def _current(self) -> ContainerRecord | None:
         name = self.params["name"]

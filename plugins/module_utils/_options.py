@@ -126,6 +126,7 @@ class Option:
         "name",
         "no_log",
         "normalize",
+        "parameter",
         "type",
         "unsupported",
     )
@@ -145,6 +146,7 @@ class Option:
         unsupported: str = "fail",
         no_log: bool = False,
         change: str = "recreate",
+        parameter: bool = True,
     ) -> None:
         self.name = name
         self.type = type
@@ -161,6 +163,7 @@ class Option:
         # How a drifted value is applied: 'recreate' the container, 'restart' it after updating its
         # settings in place, or 'update' the settings alone.
         self.change = change
+        self.parameter = parameter  # False: derived by the module, never given by the user
 
     def argument_spec(self) -> dict:
         spec: dict = {"type": self.type}
@@ -199,12 +202,15 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     # proot always shares the host's network; its backend accepts only 'host'.
     Option("network", "str", normalize=_network),
     Option("kernel_release", "str", normalize=_kernel_release, backends=PROOT),
+    # Not a module option: the digest the image had when the container was made. A new digest
+    # under the same image name (a moved tag, a new tarball) is drift like any other.
+    Option("image_digest", "str", parameter=False),
 )
 CONFIG_OPTIONS = tuple(option for option in CONTAINER_OPTIONS if option.config)
 
 
 def argument_spec() -> dict:
-    return {option.name: option.argument_spec() for option in CONTAINER_OPTIONS}
+    return {option.name: option.argument_spec() for option in CONTAINER_OPTIONS if option.parameter}
 
 
 MUTUALLY_EXCLUSIVE = [("image", "rootfs")]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._store import Lock
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -76,13 +75,20 @@ class Backend(ABC):
         self.data_dir = data_dir or default_data_dir()
         self.settings = settings
 
-    def lock(self, name: str) -> Lock:
+    def lock(self, name: str) -> _store.Lock:
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
-        return Lock(os.path.join(self.data_dir, "locks"), name)
+        return _store.Lock(os.path.join(self.data_dir, "locks"), name)
 
     def default_config(self) -> dict:
         """Config values this backend chooses for a new container when the user gives none."""
         return {}
+
+    def image_digest(self, image: str) -> str | None:
+        """The digest the store records for the image (None for directory images)."""
+        try:
+            return _store.read_json(os.path.join(self.data_dir, "images", ".index.json")).get(image, {}).get("digest")
+        except (FileNotFoundError, VoltError):
+            return None
 
     def image_path(self, image: str) -> str:
         """The image's tree in the store, <data_dir>/images/<image> (both backends share it)."""

@@ -48,6 +48,23 @@ def test_local_tarball(target, tmp_path):
     assert open(f"{image['path']}/etc/version").read() == "2\n"
 
 
+def test_a_new_image_digest_is_drift_for_its_containers(target, tmp_path):
+    tarball = tmp_path / "rootfs.tar.gz"
+    tarball.write_bytes(rootfs_tarball())
+    target.volt("volt_image", name="app", path=str(tarball))
+    args = {"name": "app1", "image": "app", "command": ["sleep", "1000"]}
+    first = target.volt(**args)
+    assert first["container"]["config"]["image_digest"] == digest(tarball.read_bytes())
+    assert target.volt(**args)["changed"] is False
+    tarball.write_bytes(rootfs_tarball(("./etc/version", b"2\n")))
+    target.volt("volt_image", name="app", path=str(tarball))
+    again = target.volt(**args)
+    assert again["changed"] is True and again["drifted"] == ["image_digest"]
+    assert again["actions"] == ["remove", "create", "start"]
+    assert open(os.path.join(target.rootfs("app1"), "etc/version")).read() == "2\n"
+    assert target.volt(**args)["changed"] is False
+
+
 def test_url_with_checksum_downloads_once(target, http_server):
     body = rootfs_tarball()
     url = http_server.add("/rootfs.tar.gz", body)

@@ -20,7 +20,8 @@ def desired(backend="proot", **overrides):
 
 def test_argument_spec_declares_every_option_once():
     spec = _options.argument_spec()
-    assert set(spec) == {option.name for option in _options.CONTAINER_OPTIONS}
+    assert set(spec) == {option.name for option in _options.CONTAINER_OPTIONS if option.parameter}
+    assert "image_digest" not in spec  # derived by the module, not a user option
     assert spec["state"] == {"type": "str", "default": "started", "choices": list(_options.STATES)}
     assert spec["volumes"] == {"type": "list", "elements": "str"}
 
