@@ -78,7 +78,13 @@ def image_module_spec() -> dict:
     spec = {
         "name": {"type": "str", "required": True},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "choices": ["directory", "tarball"]},
+        "source": {"type": "str", "choices": ["directory", "tarball", "oci"]},
+        "reference": {"type": "str"},
+        "platform": {"type": "str"},
+        "username": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "ca_path": {"type": "path"},
+        "pull": {"type": "str", "default": "always", "choices": ["always", "missing"]},
         "path": {"type": "path"},
         "url": {"type": "str"},
         "checksum": {"type": "str"},
@@ -87,7 +93,12 @@ def image_module_spec() -> dict:
         "force": {"type": "bool", "default": False},
         "data_dir": {"type": "path"},
     }
-    return {"argument_spec": spec, "mutually_exclusive": [("path", "url")], "supports_check_mode": True}
+    return {
+        "argument_spec": spec,
+        "mutually_exclusive": [("path", "url", "reference")],
+        "required_together": [("username", "password")],
+        "supports_check_mode": True,
+    }
 
 
 def run_image(module) -> None:

@@ -12,8 +12,10 @@ version_added: 0.1.0
 description:
   - Adds an image to the host's image store, C(<data_dir>/images/<name>), from which both the
     proot and the systemd backend create containers, or removes it.
-  - Sources in this release are a directory (copied as C(cp -a --reflink=auto) does) and a root
-    filesystem tarball, local or downloaded, verified against a sha256 checksum.
+  - Sources are a directory (copied as C(cp -a --reflink=auto) does), a root filesystem tarball,
+    local or downloaded and verified against a sha256 checksum, and an OCI registry, pulled without
+    any daemon (tag -> index -> the platform's manifest -> layers), every blob's size and sha256
+    verified while it streams in. Layers shared between images are downloaded once.
   - Tarballs are unpacked by the same code as image layers, which refuses entries that could
     escape the image (absolute paths, C(..), paths through symlinks, hard links outside).
   - An image is built under a hidden name and swapped in by rename, so a failed run leaves the
@@ -49,7 +51,36 @@ options:
       - Where the image comes from. Inferred when not given, from O(url) (a tarball) or from
         O(path) (a directory or a tarball).
     type: str
-    choices: [directory, tarball]
+    choices: [directory, tarball, oci]
+  reference:
+    description:
+      - OCI image to pull, as C([registry/]repository[:tag][@sha256:digest]). Without a registry,
+        Docker Hub is used, and a one-word repository is in C(library/), as docker does.
+      - With O(pull=always) (the default) each run asks the registry for the reference's manifest
+        (one request when nothing changed); a tag that moved pulls the new image, and containers
+        made from the old one see the new digest as drift.
+    type: str
+  platform:
+    description:
+      - Platform to pick from a multi-platform image, as C(os/architecture[/variant]). Defaults to
+        this host's.
+    type: str
+  pull:
+    description:
+      - V(always) checks the registry on every run; V(missing) only pulls when the image is not in
+        the store yet (no request at all otherwise).
+    type: str
+    choices: [always, missing]
+    default: always
+  username:
+    description: User name for the registry (basic auth, or to obtain a bearer token).
+    type: str
+  password:
+    description: Password for the registry.
+    type: str
+  ca_path:
+    description: PEM file of the certificate authorities to trust for the registry or O(url).
+    type: path
   path:
     description:
       - A directory to copy, or a tarball (gzip, xz or bzip2 compressed, or not) on the managed host.
@@ -72,7 +103,8 @@ options:
     default: true
   validate_certs:
     description:
-      - Verify TLS certificates of O(url).
+      - Verify TLS certificates of O(url) and of the registry.
+      - With V(false), a registry that does not speak TLS is reached over plain HTTP.
     type: bool
     default: true
   force:
@@ -102,6 +134,19 @@ EXAMPLES = r"""
     name: busybox
     path: /srv/rootfs/busybox
 
+- name: Pull from a registry, pinned to a digest
+  armoredgate.volt.volt_image:
+    name: debian
+    reference: docker.io/library/debian:bookworm@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+
+- name: A private image for 64-bit ARM phones
+  armoredgate.volt.volt_image:
+    name: app
+    reference: registry.example.org/team/app:1.4
+    platform: linux/arm64
+    username: deploy
+    password: "{{ registry_password }}"
+
 - name: Remove an image no container uses any more
   armoredgate.volt.volt_image:
     name: alpine
@@ -109,6 +154,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+layers:
+  description: Per layer of a pull, its digest, size, whether it was already in the store, and
+    the seconds spent downloading and unpacking it.
+  returned: when an OCI image was pulled
+  type: list
+  elements: dict
+requests:
+  description: HTTP requests made to the registry.
+  returned: with O(source=oci)
+  type: int
 actions:
   description: What the module did (or, in check mode, would do).
   returned: always
@@ -130,7 +185,7 @@ image:
       description: V(directory) or V(tarball).
       type: str
     digest:
-      description: sha256 digest of the tarball it was unpacked from.
+      description: sha256 digest of the tarball it was unpacked from, or of the OCI image manifest.
       type: str
     size:
       description: Bytes of file data in the tree.
