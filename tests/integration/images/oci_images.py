@@ -31,6 +31,7 @@ Image catalogue (repo:tag; "key" in the dict ``push_all`` returns):
 
 from __future__ import annotations
 
+import argparse
 import base64
 import concurrent.futures
 import copy
@@ -46,6 +47,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -129,18 +131,14 @@ class Registry:
         if not self.storage:
             raise RuntimeError(f"registry {self.kind}: storage directory unknown")
         algo, hexd = digest.split(":", 1)
-        return (
-            Path(self.storage) / "docker/registry/v2/blobs" / algo / hexd[:2] / hexd / "data"
-        )
+        return Path(self.storage) / "docker/registry/v2/blobs" / algo / hexd[:2] / hexd / "data"
 
 
 def registries(env: Mapping[str, str] | None = None) -> dict[str, Registry]:
     """The registries described by VOLT_REGISTRY_* (``registry env`` output)."""
     env = os.environ if env is None else env
     if "VOLT_REGISTRY_HTTP" not in env:
-        raise RuntimeError(
-            "VOLT_REGISTRY_HTTP not set: run `eval \"$(tests/setup/registry/registry start)\"`"
-        )
+        raise RuntimeError('VOLT_REGISTRY_HTTP not set: run `eval "$(tests/setup/registry/registry start)"`')
     d = env.get("VOLT_REGISTRY_DIR", "/var/tmp/volt-registry")
     common = dict(
         ca=env.get("VOLT_REGISTRY_CA"),
@@ -250,14 +248,14 @@ class RegistryHTTP:
         return hdrs.get("docker-content-digest", "")
 
     def get_blob(self, repo: str, digest: str) -> bytes:
-        code, _, body = self.request("GET", f"/v2/{repo}/blobs/{digest}", scope=f"repository:{repo}:pull")
+        code, _hdrs, body = self.request("GET", f"/v2/{repo}/blobs/{digest}", scope=f"repository:{repo}:pull")
         if code != 200:
             raise RuntimeError(f"GET blob {repo}@{digest} -> {code}")
         return body
 
 
 def _parse_challenge(header: str) -> Iterable[tuple[str, str]]:
-    _, _, rest = header.partition(" ")
+    rest = header.partition(" ")[2]
     i = 0
     while i < len(rest):
         eq = rest.find("=", i)
@@ -317,7 +315,7 @@ def H(name: str, target: str, mode: int = 0o644, **kw: Any) -> Entry:
 
 def WH(path: str) -> Entry:
     """Whiteout (delete ``path`` from lower layers)."""
-    head, _, base = path.rpartition("/")
+    head, _sep, base = path.rpartition("/")
     return F((head + "/" if head else "") + ".wh." + base, b"", 0o644)
 
 
@@ -546,7 +544,7 @@ def multilayer_layers() -> list[list[Entry]]:
 
 
 def multiarch_layers(arch: str) -> list[list[Entry]]:
-    """"./"-prefixed names (as `tar -C rootfs .` writes them), shared base layer."""
+    """ "./"-prefixed names (as `tar -C rootfs .` writes them), shared base layer."""
     base = [
         D("./"),
         D("./etc/"),
@@ -578,8 +576,14 @@ def evil_cases() -> dict[str, tuple[str, list[list[Entry]]]]:
     return {
         "dotdot": (
             "layer entries '../volt-evil-dotdot' and 'a/../../volt-evil-dotdot2' (escape via ..)",
-            [[F("ok", "ok\n"), F("../volt-evil-dotdot", "escaped\n"), D("a"),
-              F("a/../../volt-evil-dotdot2", "escaped\n")]],
+            [
+                [
+                    F("ok", "ok\n"),
+                    F("../volt-evil-dotdot", "escaped\n"),
+                    D("a"),
+                    F("a/../../volt-evil-dotdot2", "escaped\n"),
+                ]
+            ],
         ),
         "absolute": (
             "layer entry '/volt-evil-abs' (absolute path)",
@@ -590,10 +594,11 @@ def evil_cases() -> dict[str, tuple[str, list[list[Entry]]]]:
             [[F("ok", "ok\n"), S("link", "/tmp"), F("link/volt-evil-owned-same-layer", "owned\n")]],
         ),
         "symlink-escape-layers": (
-            "layer 1: 'link' -> ../../../../../../../../tmp; layer 2: file "
-            "'link/volt-evil-owned-later-layer'",
-            [[F("ok", "ok\n"), S("link", "../../../../../../../../tmp")],
-             [F("link/volt-evil-owned-later-layer", "owned\n")]],
+            "layer 1: 'link' -> ../../../../../../../../tmp; layer 2: file 'link/volt-evil-owned-later-layer'",
+            [
+                [F("ok", "ok\n"), S("link", "../../../../../../../../tmp")],
+                [F("link/volt-evil-owned-later-layer", "owned\n")],
+            ],
         ),
         "hardlink-escape": (
             "in-root decoy etc/passwd, then hard link 'passwd-link' -> '../../etc/passwd'",
@@ -656,9 +661,9 @@ def build_all(workdir: Path | str) -> dict[str, BuiltImage]:
     lay = Layout(layout_dir)
     out: dict[str, BuiltImage] = {}
 
-    def single(key: str, layer_specs: list[list[Entry]], note: str = "", platform=AMD64, level: int = 9):
+    def single(key: str, layer_specs: list[list[Entry]], note: str = "", level: int = 9):
         layers = [make_layer(spec, i, level) for i, spec in enumerate(layer_specs)]
-        desc = lay.image(layers, platform)
+        desc = lay.image(layers, AMD64)
         ltag = key.replace("/", "_").replace(":", "--")
         lay.tag(desc, ltag)
         out[key] = BuiltImage(key, layout_dir, ltag, desc, layers, note=note)
@@ -679,8 +684,13 @@ def build_all(workdir: Path | str) -> dict[str, BuiltImage]:
     idx = lay.index(plats)
     lay.tag(idx, "multiarch--latest")
     out["multiarch:latest"] = BuiltImage(
-        "multiarch:latest", layout_dir, "multiarch--latest", idx, all_layers,
-        platforms={_plat(p): d for d, p in plats}, note="OCI index amd64/arm64/arm-v7",
+        "multiarch:latest",
+        layout_dir,
+        "multiarch--latest",
+        idx,
+        all_layers,
+        platforms={_plat(p): d for d, p in plats},
+        note="OCI index amd64/arm64/arm-v7",
     )
 
     for case, (note, specs) in evil_cases().items():
@@ -717,7 +727,7 @@ class Pushed:
 
 
 def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
@@ -739,7 +749,7 @@ def push_image(
     fmt="v2s2" lets skopeo convert to Docker schema2 media types."""
     repo = repo or built.repo
     tag = tag or built.tag
-    cmd = _skopeo_base(reg) + ["copy", "--quiet", "--retry-times=2"] + reg.skopeo_args("dest")
+    cmd = [*_skopeo_base(reg), "copy", "--quiet", "--retry-times=2", *reg.skopeo_args("dest")]
     if built.is_index:
         cmd.append("--all")
     if fmt:
@@ -747,15 +757,20 @@ def push_image(
     else:
         cmd.append("--preserve-digests")
     with tempfile.NamedTemporaryFile("r") as digestfile:
-        cmd += ["--digestfile", digestfile.name, f"oci:{built.layout}:{built.layout_tag}",
-                f"docker://{reg.ref(repo, tag)}"]
+        cmd += [
+            "--digestfile",
+            digestfile.name,
+            f"oci:{built.layout}:{built.layout_tag}",
+            f"docker://{reg.ref(repo, tag)}",
+        ]
         _run(cmd)
         digest = Path(digestfile.name).read_text().strip()
     return describe(reg, repo, tag, note=built.note, key=f"{repo}:{tag}", expect_digest=digest)
 
 
-def describe(reg: Registry, repo: str, tag: str, *, note: str = "", key: str | None = None,
-             expect_digest: str | None = None) -> Pushed:
+def describe(
+    reg: Registry, repo: str, tag: str, *, note: str = "", key: str | None = None, expect_digest: str | None = None
+) -> Pushed:
     """Fetch what the registry serves for repo:tag and describe it."""
     mt, raw, served = RegistryHTTP(reg).get_manifest(repo, tag)
     digest = _sha(raw)
@@ -869,7 +884,7 @@ def pull_layout(
 
     platform: e.g. "linux/arm64" or "linux/arm/v7" to pick from an index
     (default: skopeo picks the host's platform)."""
-    cmd = _skopeo_base(reg) + ["copy", "--quiet"] + reg.skopeo_args("src")
+    cmd = [*_skopeo_base(reg), "copy", "--quiet", *reg.skopeo_args("src")]
     if all_platforms:
         cmd += ["--all", "--preserve-digests"]
     if platform:
@@ -877,6 +892,7 @@ def pull_layout(
         cmd += [f"--override-os={parts[0]}", f"--override-arch={parts[1]}"]
         if len(parts) > 2:
             cmd.append(f"--override-variant={parts[2]}")
+    Path(layout).parent.mkdir(parents=True, exist_ok=True)  # skopeo creates only the last level
     cmd += [f"docker://{reg.ref(repo, ref)}", f"oci:{layout}:{layout_tag}"]
     _run(cmd)
     return Path(layout)
@@ -924,7 +940,8 @@ class Node:
     external_links: int = 0  # st_nlink minus links inside the tree (>0: linked from outside!)
     rdev: tuple[int, int] | None = None  # devices: (major, minor)
     owner: tuple[int, int] | None = None  # (uid, gid) if owners=True
-    mtime: int | None = None  # if mtimes=True
+    mtime: int | None = None  # if mtimes=True (never for the root ".")
+    xattrs: tuple[tuple[str, str], ...] | None = None  # (name, sha256[:16] of value) if xattrs=True
 
     def __str__(self) -> str:
         s = f"{self.type:7} {self.mode:04o} {self.path}"
@@ -942,21 +959,41 @@ class Node:
             s += f" uid/gid {self.owner[0]}:{self.owner[1]}"
         if self.mtime is not None:
             s += f" mtime {self.mtime}"
+        if self.xattrs:
+            s += " xattrs " + ",".join(f"{k}={v}" for k, v in self.xattrs)
         return s
 
 
 _TYPES = [
-    (stat.S_ISDIR, "dir"), (stat.S_ISREG, "file"), (stat.S_ISLNK, "symlink"), (stat.S_ISCHR, "char"),
-    (stat.S_ISBLK, "block"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "dir"),
+    (stat.S_ISREG, "file"),
+    (stat.S_ISLNK, "symlink"),
+    (stat.S_ISCHR, "char"),
+    (stat.S_ISBLK, "block"),
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
 ]
 
 
-def tree_listing(root: Path | str, *, owners: bool = False, mtimes: bool = False,
-                 root_entry: bool = True) -> list[Node]:
+def tree_listing(
+    root: Path | str, *, owners: bool = False, mtimes: bool = False, xattrs: bool = False, root_entry: bool = True
+) -> list[Node]:
     """Comparable, sorted listing of a tree (nothing followed through symlinks).
 
-    Ownership and mtimes are off by default: a rootless unpack cannot chown
-    and umoci's directory mtimes are not meaningful (see the report)."""
+    Always: relative path, type, permission bits (incl. setuid/setgid/sticky),
+    symlink target, sha256 + size of regular files, hard-link group (inode
+    shared inside the tree) and links to the inode from outside the tree.
+
+    Off by default:
+      owners  a rootless unpack cannot chown: umoci --rootless leaves every
+              file owned by the caller and records non-root tar ownership in
+              the "user.rootlesscontainers" xattr instead;
+      mtimes  umoci sets every entry (files, dirs, symlinks) to its tar header
+              mtime and keeps a parent directory's mtime when later entries
+              change its children; the root "." gets no header, so its mtime
+              is never listed;
+      xattrs  names + value hashes (user.rootlesscontainers shows up here).
+    """
     root = Path(root)
     raw: list[tuple[str, os.stat_result]] = []
     if root_entry:
@@ -986,13 +1023,51 @@ def tree_listing(root: Path | str, *, owners: bool = False, mtimes: bool = False
             members = groups[(st.st_dev, st.st_ino)]
             group = min(members)
             external = st.st_nlink - len(members)
-        nodes.append(Node(
-            rel, kind, stat.S_IMODE(st.st_mode), target, digest, size, group, external,
-            (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in ("char", "block") else None,
-            (st.st_uid, st.st_gid) if owners else None,
-            int(st.st_mtime) if mtimes else None,
-        ))
+        nodes.append(
+            Node(
+                rel,
+                kind,
+                stat.S_IMODE(st.st_mode),
+                target,
+                digest,
+                size,
+                group,
+                external,
+                (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in ("char", "block") else None,
+                (st.st_uid, st.st_gid) if owners else None,
+                int(st.st_mtime) if mtimes and rel != "." else None,
+                _xattrs(full) if xattrs else None,
+            )
+        )
     return sorted(nodes)
+
+
+def _xattrs(path: Path) -> tuple[tuple[str, str], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return ()
+    out = []
+    for name in sorted(names):
+        try:
+            val = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        out.append((name, hashlib.sha256(val).hexdigest()[:16]))
+    return tuple(out)
+
+
+def find_escapes(*dirs: Path | str) -> list[str]:
+    """Files named like ``ESCAPE_NAMES`` (what the evil images try to create
+    outside the target) found in /, /tmp and ``dirs`` (pass the parent of
+    the unpack target, and its parent's parent, for the "../" cases)."""
+    found = []
+    for d in ("/", "/tmp", *dirs):
+        for name in ESCAPE_NAMES:
+            p = os.path.join(d, name)
+            if os.path.lexists(p):
+                found.append(p)
+    return sorted(set(found))
 
 
 def format_listing(nodes: Iterable[Node]) -> str:
@@ -1018,10 +1093,7 @@ def diff_listings(got: Iterable[Node], want: Iterable[Node]) -> list[str]:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    import argparse
-    import time
-
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("push-all", help="build and push every image")
     p.add_argument("--registry", action="append", help="http|https|auth|token (default: all)")
@@ -1038,6 +1110,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--owners", action="store_true")
     p.add_argument("--mtimes", action="store_true")
+    p.add_argument("--xattrs", action="store_true")
     a = ap.parse_args(argv)
     if a.cmd == "push-all":
         regs = registries()
@@ -1051,14 +1124,16 @@ def _main(argv: list[str] | None = None) -> int:
                 print(f"== {kind} {regs[kind].host}: {len(pushed)} refs in {time.monotonic() - t0:.1f}s")
                 for key, pu in pushed.items():
                     extra = " ".join(f"{k}={v[:19]}" for k, v in pu.platforms.items())
-                    print(f"  {key:28} {pu.digest[:19]} {pu.media_type.rsplit('.', 2)[-2]:>12} "
-                          f"{'' if pu.expect_pull_ok else 'BROKEN '}{extra}")
+                    print(
+                        f"  {key:28} {pu.digest[:19]} {pu.media_type.rsplit('.', 2)[-2]:>12} "
+                        f"{'' if pu.expect_pull_ok else 'BROKEN '}{extra}"
+                    )
     elif a.cmd == "unpack":
         reg = registries()[a.registry]
         rootfs = umoci_unpack(reg, a.repo, a.ref, a.dest, rootless=not a.root, platform=a.platform)
         print(format_listing(tree_listing(rootfs, owners=a.owners)))
     elif a.cmd == "listing":
-        print(format_listing(tree_listing(a.path, owners=a.owners, mtimes=a.mtimes)))
+        print(format_listing(tree_listing(a.path, owners=a.owners, mtimes=a.mtimes, xattrs=a.xattrs)))
     return 0
 
 
