@@ -78,7 +78,10 @@ def image_module_spec() -> dict:
     spec = {
         "name": {"type": "str", "required": True},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "choices": ["directory", "tarball", "oci"]},
+        "source": {"type": "str", "choices": ["directory", "tarball", "oci", "debootstrap"]},
+        "suite": {"type": "str"},
+        "mirror": {"type": "str"},
+        "variant": {"type": "str", "choices": ["minbase", "buildd", "fakechroot"]},
         "reference": {"type": "str"},
         "platform": {"type": "str"},
         "username": {"type": "str"},

@@ -51,7 +51,21 @@ options:
       - Where the image comes from. Inferred when not given, from O(url) (a tarball) or from
         O(path) (a directory or a tarball).
     type: str
-    choices: [directory, tarball, oci]
+    choices: [directory, tarball, oci, debootstrap]
+  suite:
+    description:
+      - Debian or Ubuntu code name to debootstrap (root only), such as V(bookworm). Selects
+        O(source=debootstrap). Packages downloaded once stay in C(<data_dir>/cache/debootstrap/),
+        so building the image again needs no download.
+      - The image is up to date when it was built from the same suite, mirror and variant.
+    type: str
+  mirror:
+    description: Mirror for O(suite). Defaults to C(http://deb.debian.org/debian).
+    type: str
+  variant:
+    description: debootstrap variant. Defaults to V(minbase).
+    type: str
+    choices: [minbase, buildd, fakechroot]
   reference:
     description:
       - OCI image to pull, as C([registry/]repository[:tag][@sha256:digest]). Without a registry,

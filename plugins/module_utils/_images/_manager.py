@@ -18,7 +18,8 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._images._store im
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, image_dir_name
 
-SOURCES = ("directory", "tarball", "oci")
+SOURCES = ("directory", "tarball", "oci", "debootstrap")
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _GZIP_LAYERS = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip")
 _PLAIN_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
 _CHUNK = 1024 * 1024
@@ -29,6 +30,8 @@ def infer_source(params: dict) -> str:
         return params["source"]
     if params.get("reference"):
         return "oci"
+    if params.get("suite"):
+        return "debootstrap"
     if params.get("url"):
         return "tarball"
     path = params.get("path")
@@ -59,6 +62,16 @@ class ImageManager:
     def _wanted(self, source: str) -> dict:
         """What the stored image must match (source and digest or path) for nothing to change."""
         params = self.params
+        if source == "debootstrap":
+            suite = params.get("suite") or "bookworm"
+            if not suite.replace("-", "").isalnum():
+                raise VoltError(f"suite {suite!r} is not a distribution code name such as bookworm")
+            return {
+                "source": "debootstrap",
+                "suite": suite,
+                "mirror": params.get("mirror") or DEBIAN_MIRROR,
+                "variant": params.get("variant") or "minbase",
+            }
         if source == "directory":
             path = absolute_path(params.get("path"), "path")
             if not os.path.isdir(path):
@@ -109,11 +122,9 @@ class ImageManager:
         if source == "oci":
             return self._run_oci(name, current)
         wanted = self._wanted(source)
-        actions = (
-            []
-            if self._matches(current, wanted) and not self.params["force"]
-            else ["download" if wanted.get("url") else ("copy" if source == "directory" else "extract")]
-        )
+        build_action = {"directory": "copy", "debootstrap": "debootstrap"}.get(source, "extract")
+        up_to_date = self._matches(current, wanted) and not self.params["force"]
+        actions = [] if up_to_date else ["download" if wanted.get("url") else build_action]
         if wanted.get("url") and actions:
             actions.append("extract")
         if actions and not self.module.check_mode:
@@ -248,6 +259,8 @@ class ImageManager:
         try:
             if wanted["source"] == "directory":
                 _rootfs.clone_tree(self.runner, wanted["path"], staging)
+            elif wanted["source"] == "debootstrap":
+                self._debootstrap(wanted, staging)
             else:
                 tarball = downloaded = self._download(wanted) if wanted.get("url") else wanted["path"]
                 if wanted.get("url") and wanted.get("digest") is None:
@@ -261,6 +274,27 @@ class ImageManager:
             if downloaded and os.path.exists(downloaded):
                 os.unlink(downloaded)  # a blob that did not make an image is not kept
             raise
+
+    def _debootstrap(self, wanted: dict, staging: str) -> None:
+        """debootstrap into the staging tree; downloaded packages stay in the store's cache, so
+        building the same suite again needs no download."""
+        program = self.runner.which("debootstrap", ["/usr/sbin", "/sbin"])
+        if program is None:
+            raise VoltError("debootstrap is not installed (apt-get install debootstrap)")
+        if os.geteuid() != 0:
+            raise VoltError("debootstrap needs root (use become: true)")
+        cache = os.path.join(self.store.data_dir, "cache", "debootstrap", wanted["suite"])
+        os.makedirs(cache, exist_ok=True)
+        self.runner.run(
+            [
+                program,
+                f"--variant={wanted['variant']}",
+                f"--cache-dir={cache}",
+                wanted["suite"],
+                staging,
+                wanted["mirror"],
+            ]
+        )
 
     def _extract(self, tarball: str, root: str, label: str) -> None:
         applier = LayerApplier(root)
