@@ -45,6 +45,9 @@ class LayerApplier:
         self.root = root
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self.skipped: list[str] = []
+        # Directories already checked to be real (not symlinks): most entries share parents, and
+        # an lstat per path component per entry dominated unpacking. Cleared on every removal.
+        self._known_dirs: set[str] = set()
 
     # -- paths ---------------------------------------------------------------------------------
     def _parent(self, relative: str, layer: str, create: bool = True) -> str:
@@ -53,12 +56,15 @@ class LayerApplier:
         current = self.root
         for part in relative.split("/")[:-1]:
             current = os.path.join(current, part)
+            if current in self._known_dirs:
+                continue
             try:
                 mode = os.lstat(current).st_mode
             except FileNotFoundError:
                 if not create:
                     return ""
                 os.mkdir(current, 0o755)
+                self._known_dirs.add(current)
                 continue
             if stat.S_ISLNK(mode):
                 raise LayerError(
@@ -67,6 +73,9 @@ class LayerApplier:
                     layer=layer,
                     entry=relative,
                 )
+            if stat.S_ISDIR(mode):
+                self._known_dirs.add(current)
+                continue
             if not stat.S_ISDIR(mode):
                 raise LayerError(
                     f"layer {layer}: entry {relative!r} is below a non-directory", layer=layer, entry=relative
@@ -76,8 +85,8 @@ class LayerApplier:
     def _host(self, relative: str, layer: str) -> str:
         return os.path.join(self._parent(relative, layer), os.path.basename(relative))
 
-    @staticmethod
-    def _remove(path: str) -> None:
+    def _remove(self, path: str) -> None:
+        self._known_dirs.clear()
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
