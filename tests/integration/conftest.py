@@ -1,4 +1,5 @@
-"""Runs the collection's real modules through pytest-ansible, on real hosts (localhost here).
+"""Runs the collection's real modules (main() -> _modules.py -> the managers) through
+pytest-ansible, on real hosts.
 
 pytest-ansible has no check/diff switch: the small shim below adds the official task keywords
 `check_mode` and `diff` to the play it builds, so `volt(check=True, diff=True)` reaches the module

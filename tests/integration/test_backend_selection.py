@@ -1,5 +1,6 @@
-"""backend: auto on real hosts: systemd where systemd is PID 1 (and nspawn is there and we are
-root), proot on a host without systemd. Both hosts are reached over SSH, as users' fleets are."""
+"""backend: auto (plugins/module_utils/_backends/_select.py) on real hosts: systemd where
+systemd is PID 1 (and nspawn is there and we are root), proot on a host without systemd.
+Both hosts are reached over SSH, as users' fleets are."""
 
 from __future__ import annotations
 

@@ -1,0 +1,41 @@
+"""_runner.Runner on a real AnsibleModule running real programs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
+
+
+@pytest.fixture
+def runner(monkeypatch):
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": {}})))
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+    return Runner(basic.AnsibleModule(argument_spec={}))
+
+
+def test_argv_is_never_a_shell_string(runner, tmp_path):
+    marker = tmp_path / "x; touch pwned"
+    rc, out, _err = runner.run(["/bin/echo", str(marker)])
+    assert rc == 0 and out.strip() == str(marker)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_failure_carries_cmd_rc_and_stderr(runner):
+    with pytest.raises(VoltError) as info:
+        runner.run(["/bin/sh", "-c", "echo broken >&2; exit 3"])
+    assert info.value.details["rc"] == 3 and "broken" in info.value.msg
+    assert info.value.details["cmd"][0] == "/bin/sh"
+    assert runner.run(["/bin/sh", "-c", "exit 3"], check=False)[0] == 3
+
+
+def test_a_program_that_cannot_run_is_a_volt_error(runner):
+    with pytest.raises(VoltError, match="could not run /nonexistent/program"):
+        runner.run(["/nonexistent/program"])
+    assert runner.which("sh")
+    assert runner.which("surely-not-a-program-volt") is None
