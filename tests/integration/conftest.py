@@ -17,7 +17,7 @@ import pytest
 from ansible.plugins.loader import init_plugin_loader
 from pytest_ansible.module_dispatcher.v213 import ModuleDispatcherV213
 
-from .targets import FleetSystemd, LocalProot
+from .targets import FleetProot, FleetSystemd, LocalProot
 
 COLLECTIONS = os.environ["ANSIBLE_COLLECTIONS_PATH"].split(os.pathsep)[0]
 init_plugin_loader([COLLECTIONS])  # before the first module call, or FQCNs are not found
@@ -45,7 +45,9 @@ PROOT_BINARIES = {
     # Built from Debian sid's source package by tests/setup/build-proot.sh.
     "proot-5.4.0": os.environ.get("VOLT_PROOT_54", os.path.join(CACHE, "armoredgate-volt/proot-5.4/bin/proot")),
 }
-TARGETS = (*sorted(PROOT_BINARIES), "systemd")
+# proot on this machine with each binary, proot over SSH on the fleet's host without systemd,
+# and systemd-nspawn on a fleet host with systemd.
+TARGETS = (*sorted(PROOT_BINARIES), "proot@plain1", "systemd")
 # Where the fleet's containers live: the module's default data dir, as users have it.
 FLEET_DATA_DIR = "/var/lib/volt"
 
@@ -75,6 +77,16 @@ def fleet():
 
 
 def _make_target(ident, request, ansible_adhoc, tmp_path):
+    if ident == "proot@plain1":
+        state_dir = request.getfixturevalue("fleet")
+        return FleetProot(
+            ident,
+            ansible_adhoc,
+            "plain1",
+            os.path.join(state_dir, "inventory.yml"),
+            data_dir=FLEET_DATA_DIR,
+            ssh_config=os.path.join(state_dir, "ssh_config"),
+        )
     if ident == "systemd":
         state_dir = request.getfixturevalue("fleet")
         return FleetSystemd(
