@@ -76,23 +76,18 @@ def fleet():
         subprocess.run([script, "destroy", "--dir", state_dir], check=False, stdout=subprocess.DEVNULL)
 
 
+# Targets on the fleet: (class, host).
+FLEET_TARGETS = {"proot@plain1": (FleetProot, "plain1"), "systemd": (FleetSystemd, "sys1")}
+
+
 def _make_target(ident, request, ansible_adhoc, tmp_path):
-    if ident == "proot@plain1":
+    if ident in FLEET_TARGETS:
+        kind, host = FLEET_TARGETS[ident]
         state_dir = request.getfixturevalue("fleet")
-        return FleetProot(
+        return kind(
             ident,
             ansible_adhoc,
-            "plain1",
-            os.path.join(state_dir, "inventory.yml"),
-            data_dir=FLEET_DATA_DIR,
-            ssh_config=os.path.join(state_dir, "ssh_config"),
-        )
-    if ident == "systemd":
-        state_dir = request.getfixturevalue("fleet")
-        return FleetSystemd(
-            ident,
-            ansible_adhoc,
-            "sys1",
+            host,
             os.path.join(state_dir, "inventory.yml"),
             data_dir=FLEET_DATA_DIR,
             ssh_config=os.path.join(state_dir, "ssh_config"),
