@@ -43,4 +43,7 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  idempotent:
+    description: When run twice with the same arguments, the second run reports no change.
+    support: full
 """

@@ -22,10 +22,6 @@ author:
 extends_documentation_fragment:
   - armoredgate.volt.volt
   - armoredgate.volt.volt.attributes
-attributes:
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
 options:
   name:
     description:

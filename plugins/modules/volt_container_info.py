@@ -25,9 +25,6 @@ attributes:
     details: This module never changes anything.
   diff_mode:
     support: none
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
 options:
   name:
     description:

@@ -22,16 +22,11 @@ description:
     store as it was.
 author:
   - Armored Gates LLC (@armoredgate)
+extends_documentation_fragment:
+  - armoredgate.volt.volt.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing) in diff mode.
     support: none
-  idempotent:
-    description: When run twice with the same arguments, the second run reports no change.
-    support: full
 options:
   name:
     description:
