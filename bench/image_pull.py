@@ -2,7 +2,7 @@
 
 Both pull the same image from the same registry on 127.0.0.1 (tests/setup/registry/registry,
 plain HTTP): a debootstrapped Debian bookworm split into three gzip layers (usr/; etc/ and var/;
-the rest). Prints, from one run:
+the rest). Prints, from one run of interleaved rounds (medians; VOLT_BENCH_ROUNDS, default 5):
   cold volt_image / cold proot-distro install       (target <= 1.0)
   warm volt_image re-run (image up to date) / cold  (target <= 0.2)
   warm volt_image re-unpack from cached layers (force) / cold
@@ -21,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,7 @@ BIN = os.path.join(TOP, ".venv", "bin")
 CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
 BASE_STORE = os.path.join(CACHE, "armoredgate-volt", "debootstrap-store")
 PROOT_DISTRO = "proot-distro==5.10.3"
+ROUNDS = int(os.environ.get("VOLT_BENCH_ROUNDS", "5"))
 
 
 def run(argv, **kwargs):
@@ -156,25 +158,39 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
         sizes = [entry["size"] for entry in json.load(open(os.path.join(layout, "index.json")))["manifests"]]
-        data_dir = os.path.join(work, "volt")
-        pull = {"name": "debian", "reference": reference, "validate_certs": "false", "data_dir": data_dir}
-        volt_cold = timed(volt_image(**pull), ansible_env())
-        volt_warm = timed(volt_image(**pull), ansible_env())
-        volt_reunpack = timed(volt_image(force="true", **pull), ansible_env())
-
-        pd_env = dict(os.environ, HOME=os.path.join(work, "pd-home"))
         pd = [os.path.join(venv, "bin", "proot-distro")]
-        pd_cold = timed([*pd, "install", "--allow-insecure", "-n", "bench", reference], pd_env)
-        run([*pd, "remove", "bench"], env=pd_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, input=b"y\n")
-        pd_warm = timed([*pd, "install", "--allow-insecure", "-n", "bench", reference], pd_env)
+        rounds = []
+        for number in range(ROUNDS):
+            # Interleaved rounds, each on fresh stores: this machine's disk and CPUs are shared,
+            # and a lone pair of timings can swing by 30 %.
+            data_dir = os.path.join(work, f"volt-{number}")
+            pull = {"name": "debian", "reference": reference, "validate_certs": "false", "data_dir": data_dir}
+            volt_cold = timed(volt_image(**pull), ansible_env())
+            volt_warm = timed(volt_image(**pull), ansible_env())
+            volt_reunpack = timed(volt_image(force="true", **pull), ansible_env())
+            pd_env = dict(os.environ, HOME=os.path.join(work, f"pd-home-{number}"))
+            pd_cold = timed([*pd, "install", "--allow-insecure", "-n", "bench", reference], pd_env)
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            run([*pd, "remove", "bench"], env=pd_env, input=b"y\n", **quiet)
+            pd_warm = timed([*pd, "install", "--allow-insecure", "-n", "bench", reference], pd_env)
+            rounds.append((volt_cold, volt_warm, volt_reunpack, pd_cold, pd_warm))
+            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(pd_env["HOME"], ignore_errors=True)
+            print(
+                f"round {number + 1}: volt cold {volt_cold:.2f} s, warm {volt_warm:.2f} s, re-unpack "
+                f"{volt_reunpack:.2f} s; proot-distro cold {pd_cold:.2f} s, cached {pd_warm:.2f} s; "
+                f"cold ratio {volt_cold / pd_cold:.3f}"
+            )
+        volt_cold, volt_warm, volt_reunpack, pd_cold, pd_warm = (statistics.median(column) for column in zip(*rounds))
 
-        print(f"image: {reference}, 3 gzip layers, manifest {sizes[0]} bytes")
+        print(f"image: {reference}, 3 gzip layers, manifest {sizes[0]} bytes; medians of {ROUNDS} rounds")
         print(f"volt_image cold pull+unpack          : {volt_cold:6.2f} s")
         print(f"volt_image warm re-run (up to date)  : {volt_warm:6.2f} s")
         print(f"volt_image re-unpack, layers cached  : {volt_reunpack:6.2f} s")
         print(f"proot-distro install cold            : {pd_cold:6.2f} s")
         print(f"proot-distro install, layers cached  : {pd_warm:6.2f} s")
-        print(f"ratio cold volt_image / proot-distro : {volt_cold / pd_cold:.3f}  (target <= 1.0)")
+        ratios = sorted(one[0] / one[3] for one in rounds)
+        print(f"ratio cold volt_image / proot-distro : {volt_cold / pd_cold:.3f}  (target <= 1.0; per round {ratios})")
         print(f"ratio warm re-run / cold volt_image  : {volt_warm / volt_cold:.3f}  (target <= 0.2)")
         print(f"ratio re-unpack / cold volt_image    : {volt_reunpack / volt_cold:.3f}")
     finally:

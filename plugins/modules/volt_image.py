@@ -15,7 +15,10 @@ description:
   - Sources are a directory (copied as C(cp -a --reflink=auto) does), a root filesystem tarball,
     local or downloaded and verified against a sha256 checksum, and an OCI registry, pulled without
     any daemon (tag -> index -> the platform's manifest -> layers), every blob's size and sha256
-    verified while it streams in. Layers shared between images are downloaded once.
+    verified while it streams in. Layers shared between images are downloaded once, and the next
+    layer downloads while the current one is unpacked.
+  - Layers may be uncompressed, gzip or zstd. zstd needs Python 3.14 or later on the managed host,
+    or the C(zstd) program; without either, the pull is refused before anything is downloaded.
   - Tarballs are unpacked by the same code as image layers, which refuses entries that could
     escape the image (absolute paths, C(..), paths through symlinks, hard links outside).
   - An image is built under a hidden name and swapped in by rename, so a failed run leaves the
@@ -165,7 +168,7 @@ EXAMPLES = r"""
 RETURN = r"""
 layers:
   description: Per layer of a pull, its digest, size, whether it was already in the store, and
-    the seconds spent downloading and unpacking it.
+    the seconds spent downloading and unpacking it (downloads overlap the previous layer's unpacking).
   returned: when an OCI image was pulled
   type: list
   elements: dict

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tarfile
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
@@ -22,6 +23,7 @@ SOURCES = ("directory", "tarball", "oci", "debootstrap")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _GZIP_LAYERS = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip")
 _PLAIN_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
+_ZSTD_LAYERS = ("application/vnd.oci.image.layer.v1.tar+zstd",)
 _CHUNK = 1024 * 1024
 
 
@@ -170,6 +172,8 @@ class ImageManager:
         if self.module.check_mode:
             return {"changed": True, "actions": actions, "image": self._result(name), "requests": registry.requests}
         manifest, digest = registry.resolve(wanted_platform)
+        for descriptor in manifest.get("layers", []):
+            self._check_layer(descriptor)  # refuse unreadable layers before downloading anything
         with self.store.lock():
             layers = self._build_oci(
                 name,
@@ -196,54 +200,74 @@ class ImageManager:
 
         timings = []
         staging = self.store.staging(name)
+        fetcher = _LayerFetcher(self.store, registry, manifest.get("layers", []))
         try:
-            for descriptor in manifest.get("layers", []):
-                begin = time.monotonic()
-                blob, cached = self.store.blob(descriptor["digest"]), True
-                if not os.path.exists(blob):
-                    cached = False
-                    fd, temporary = self.store.new_blob()
-                    try:
-                        registry.fetch_blob(descriptor, fd)
-                    except BaseException:
-                        os.close(fd)
-                        os.unlink(temporary)
-                        raise
-                    os.close(fd)
-                    blob = self.store.keep_blob(temporary, descriptor["digest"])
-                fetched = time.monotonic()
-                self._apply_layer(blob, descriptor, staging)
-                timings.append(
-                    {
-                        "digest": descriptor["digest"],
-                        "size": descriptor.get("size"),
-                        "cached": cached,
-                        "download_seconds": round(fetched - begin, 3),
-                        "unpack_seconds": round(time.monotonic() - fetched, 3),
-                    }
-                )
+            with fetcher:
+                for descriptor, blob, cached, download_seconds in fetcher:
+                    begin = time.monotonic()
+                    self._apply_layer(blob, descriptor, staging)
+                    timings.append(
+                        {
+                            "digest": descriptor["digest"],
+                            "size": descriptor.get("size"),
+                            "cached": cached,
+                            "download_seconds": round(download_seconds, 3),
+                            "unpack_seconds": round(time.monotonic() - begin, 3),
+                        }
+                    )
             self.store.install(name, staging, dict(entry, size=tree_size(staging)))
         except BaseException:
             _rootfs.remove_tree(staging)
             raise
         return timings
 
-    def _apply_layer(self, blob: str, descriptor: dict, root: str) -> None:
-        media_type = descriptor.get("mediaType", "")
-        if media_type in _GZIP_LAYERS:
-            mode = "r|gz"
-        elif media_type in _PLAIN_LAYERS:
-            mode = "r|"
-        elif "zstd" in media_type:
-            raise VoltError(f"layer {descriptor['digest']} is zstd-compressed, which this Python cannot read")
-        else:
-            raise VoltError(f"layer {descriptor['digest']} has unsupported media type {media_type!r}")
-        applier = LayerApplier(root)
+    def _zstd(self):
+        """The zstd decoder at hand: Python's (3.14+), else the zstd program, else None."""
         try:
-            with tarfile.open(blob, mode=mode) as archive:
-                applier.apply(archive, descriptor["digest"])
+            from compression import zstd  # noqa: PLC0415
+        except ImportError:
+            return self.runner.which("zstd")
+        return zstd
+
+    def _check_layer(self, descriptor: dict) -> None:
+        """VoltError naming the layer when it cannot be unpacked here."""
+        media_type = descriptor.get("mediaType", "")
+        if media_type in _ZSTD_LAYERS and self._zstd() is None:
+            raise VoltError(
+                f"layer {descriptor.get('digest')} is zstd-compressed ({media_type}): the managed host needs "
+                f"Python 3.14 or later (it has {sys.version.split()[0]}) or the zstd program",
+                layer=descriptor.get("digest"),
+            )
+        if media_type not in _GZIP_LAYERS + _PLAIN_LAYERS + _ZSTD_LAYERS:
+            raise VoltError(f"layer {descriptor.get('digest')} has unsupported media type {media_type!r}")
+
+    def _apply_layer(self, blob: str, descriptor: dict, root: str) -> None:
+        self._check_layer(descriptor)
+        media_type, opened, decompressed = descriptor["mediaType"], None, None
+        try:
+            if media_type in _GZIP_LAYERS:
+                archive = tarfile.open(blob, mode="r|gz")
+            elif media_type in _PLAIN_LAYERS:
+                archive = tarfile.open(blob, mode="r|")
+            else:
+                decoder = self._zstd()
+                if isinstance(decoder, str):  # tarfile cannot stream through a pipe we own: unpack to a file
+                    fd, decompressed = self.store.new_blob()
+                    os.close(fd)
+                    self.runner.run([decoder, "-d", "-q", "-f", "-o", decompressed, "--", blob])
+                    archive = tarfile.open(decompressed, mode="r|")
+                else:
+                    opened = decoder.open(blob, "rb")
+                    archive = tarfile.open(fileobj=opened, mode="r|")
+            with archive:
+                LayerApplier(root).apply(archive, descriptor["digest"])
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise VoltError(f"cannot unpack layer {descriptor['digest']}: {exc}") from None
+        finally:
+            if opened is not None:
+                opened.close()
+            if decompressed and os.path.exists(decompressed):
+                os.unlink(decompressed)
 
     def _result(self, name: str) -> dict:
         entry = self.store.record(name)
@@ -339,3 +363,65 @@ class ImageManager:
         except Exception as exc:
             os.unlink(temporary)
             raise VoltError(f"cannot download {wanted['url']}: {exc}", url=wanted["url"]) from None
+
+
+class _LayerFetcher:
+    """Downloads the layers missing from the store, in order, in a background thread, so layer
+    n+1 arrives while layer n is unpacked (downloading and inflating release the GIL).
+
+    Iterating yields (descriptor, blob path, cached, download seconds) in layer order and raises
+    the downloader's error at the layer that failed. Leaving the `with` block stops the
+    downloader after the blob in progress (whose temporary file it removes) and waits for it.
+    """
+
+    def __init__(self, store, registry, layers: list) -> None:
+        import queue  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self.store, self.registry, self.layers = store, registry, list(layers)
+        self._results: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._download_all, name="volt-layer-fetch", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __iter__(self):
+        for _layer in self.layers:
+            descriptor, blob, cached, seconds, error = self._results.get()
+            if error is not None:
+                raise error
+            yield descriptor, blob, cached, seconds
+
+    def _download_all(self) -> None:
+        import time  # noqa: PLC0415
+
+        for descriptor in self.layers:
+            if self._stop.is_set():
+                return
+            begin = time.monotonic()
+            try:
+                blob, cached = self._ensure(descriptor)
+            except BaseException as exc:  # handed to the main thread, which raises it
+                self._results.put((descriptor, None, False, 0.0, exc))
+                return
+            self._results.put((descriptor, blob, cached, time.monotonic() - begin, None))
+
+    def _ensure(self, descriptor: dict) -> tuple[str, bool]:
+        blob = self.store.blob(descriptor["digest"])
+        if os.path.exists(blob):
+            return blob, True
+        fd, temporary = self.store.new_blob()
+        try:
+            self.registry.fetch_blob(descriptor, fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(temporary)
+            raise
+        os.close(fd)
+        return self.store.keep_blob(temporary, descriptor["digest"]), False

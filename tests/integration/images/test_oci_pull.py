@@ -4,7 +4,9 @@ umoci produces for the same image; malicious images must fail and leave the stor
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -145,3 +147,40 @@ def test_malicious_images_fail_clearly_and_leave_the_store_unchanged(target, reg
     tree_lines = [line for line in before.splitlines() if "/images/" in line]
     assert [line for line in after.splitlines() if "/images/" in line] == tree_lines, "the image was touched"
     assert oci_images.find_escapes(tmp_path, target.data_dir) == []
+
+
+def test_zstd_layers_unpack_with_pythons_or_the_programs_decoder_and_fail_cleanly_without(
+    target, registries, monkeypatch, tmp_path
+):
+    """multilayer:zstd is multilayer with zstd layers. With neither Python >= 3.14 nor the zstd
+    program the pull must be refused before anything is downloaded; with a decoder the tree must
+    equal the gzip image's."""
+    found, pushed = registries
+    registry = found["http"]
+    zstd_manifest = pushed["http"]["multilayer:zstd"].manifest
+    assert {layer["mediaType"] for layer in zstd_manifest["layers"]} == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    python_reads_zstd = bool(importlib.util.find_spec("compression") and importlib.util.find_spec("compression.zstd"))
+    args = pull_args(registry, "multilayer", "zstd")
+    if not python_reads_zstd:
+        before = target.snapshot()
+        without_zstd = tmp_path / "bin"
+        without_zstd.mkdir()
+        for program in os.listdir("/usr/bin"):
+            if "zstd" not in program:
+                os.symlink(os.path.join("/usr/bin", program), without_zstd / program)
+        with monkeypatch.context() as hidden:
+            hidden.setenv("PATH", str(without_zstd))  # every program but zstd
+            refused = target.volt("volt_image", name="zst", **args)
+        assert refused.get("failed") and "is zstd-compressed" in refused["msg"], refused.get("msg")
+        assert "Python 3.14" in refused["msg"] and "zstd program" in refused["msg"]
+        assert zstd_manifest["layers"][0]["digest"] in refused["msg"]
+        assert target.snapshot() == before  # no blob downloaded, no tree, no index entry
+    assert python_reads_zstd or shutil.which("zstd"), "the test set-up installs the zstd program"
+    pulled = target.volt("volt_image", name="zst", **args)
+    assert not pulled.get("failed"), pulled.get("msg")
+    gzip_image = target.volt("volt_image", name="gz", **pull_args(registry, "multilayer"))
+    ours = oci_images.tree_listing(pulled["image"]["path"])
+    assert oci_images.diff_listings(ours, oci_images.tree_listing(gzip_image["image"]["path"])) == []
+    assert target.volt("volt_image", name="zst", **args)["changed"] is False
+    blobs = os.listdir(os.path.join(target.data_dir, "blobs", "sha256"))
+    assert not [name for name in blobs if name.startswith(".")], "a decompressed copy was left behind"

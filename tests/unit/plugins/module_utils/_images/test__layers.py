@@ -9,7 +9,15 @@ import tarfile
 
 import pytest
 
+from ansible_collections.armoredgate.volt.plugins.module_utils._images import _layers
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier, LayerError
+
+
+@pytest.fixture(autouse=True, params=[1, 4], ids=["in-order", "4-writers"])
+def writers(request, monkeypatch):
+    """Every test runs with files written in order and by worker threads: the results must match."""
+    monkeypatch.setattr(_layers, "WRITERS", request.param)
+    return request.param
 
 
 def layer(*entries) -> tarfile.TarFile:
@@ -174,3 +182,37 @@ def test_symlink_in_a_lower_layer_is_not_followed_by_an_upper_one(root, tmp_path
     with pytest.raises(LayerError, match="goes through the symlink 'lib'"):
         apply(root, ("lib/payload.so", "file", b"x"))
     assert os.listdir(outside) == []
+
+
+def test_queued_files_are_settled_before_a_later_entry_depends_on_them(root):
+    """Same path twice, a hard link to a just-queued file, a directory replacing one, and a
+    whiteout of a lower file re-added: the worker threads must not reorder any of it."""
+    apply(root, ("lower", "file", b"lower"))
+    many = [(f"bulk/f{number}", "file", b"x" * number) for number in range(200)]
+    apply(
+        root,
+        ("bulk", "dir", 0o555),
+        *many,
+        ("twice", "file", b"first"),
+        ("twice", "file", b"second"),
+        ("target", "file", b"linked"),
+        ("hard", "link", "target"),
+        ("becomes-dir", "file", b"f"),
+        ("becomes-dir", "dir", 0o750),
+        ("becomes-dir/child", "file", b"c"),
+    )
+    apply(root, (".wh.lower", "file"), ("big", "file", b"y" * (_layers._QUEUED_FILE + 1)))
+    assert (root / "twice").read_bytes() == b"second"
+    assert os.stat(root / "hard").st_ino == os.stat(root / "target").st_ino
+    assert (root / "becomes-dir/child").read_bytes() == b"c"
+    assert stat.S_IMODE(os.stat(root / "becomes-dir").st_mode) == 0o750
+    assert len(os.listdir(root / "bulk")) == 200 and (root / "bulk/f199").read_bytes() == b"x" * 199
+    assert stat.S_IMODE(os.stat(root / "bulk").st_mode) == 0o555
+    assert not (root / "lower").exists() and (root / "big").stat().st_size == _layers._QUEUED_FILE + 1
+    os.chmod(root / "bulk", 0o755)
+
+
+def test_a_failed_queued_write_fails_the_layer(root):
+    """A name longer than the file system allows fails in the worker; apply() must raise it."""
+    with pytest.raises(OSError, match="File name too long"):
+        apply(root, ("ok", "file", b"1"), ("n" * 300, "file", b"x"), ("after", "file", b"2"))
