@@ -118,3 +118,22 @@ def run_image(module) -> None:
     except VoltError as exc:
         _fail(module, exc)
     module.exit_json(**result)
+
+
+def proot_info_module_spec() -> dict:
+    spec = {key: value for key, value in _options.argument_spec().items() if key in ("data_dir", "proot_path")}
+    return {"argument_spec": spec, "supports_check_mode": True}
+
+
+def run_proot_info(module) -> None:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (  # noqa: PLC0415
+        ProotBackend,
+    )
+
+    params = module.params
+    backend = ProotBackend(Runner(module), params["data_dir"], {"proot_path": params["proot_path"]})
+    try:
+        proot = backend.probe()
+    except VoltError as exc:
+        _fail(module, exc)
+    module.exit_json(changed=False, proot=proot)

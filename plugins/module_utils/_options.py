@@ -197,7 +197,7 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option(
         "restart_policy", "str", choices=("no", "on-failure", "always"), backends=SYSTEMD, change="restart", empty="no"
     ),
-    Option("enabled", "bool", backends=SYSTEMD, change="update", empty=False),
+    Option("enabled", "bool", change="update", empty=False),
     Option("boot", "bool", backends=SYSTEMD, empty=False),
     # proot always shares the host's network; its backend accepts only 'host'.
     Option("network", "str", normalize=_network),

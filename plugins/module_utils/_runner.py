@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 
 class Runner:
-    """Thin wrapper over AnsibleModule.run_command that raises VoltError on failure."""
+    """Runs programs through AnsibleModule.run_command, or, with no module (the boot hook runs
+    outside Ansible), through subprocess; raises VoltError on failure either way."""
 
-    def __init__(self, module) -> None:
+    def __init__(self, module=None) -> None:
         self._module = module
 
     def run(
@@ -24,9 +27,23 @@ class Runner:
     ) -> tuple[int, str, str]:
         argv = [str(arg) for arg in argv]
         try:
-            rc, out, err = self._module.run_command(
-                argv, data=data, environ_update=env, cwd=cwd, handle_exceptions=False
-            )
+            if self._module is None:
+                import subprocess  # noqa: PLC0415
+
+                done = subprocess.run(
+                    argv,
+                    input=data,
+                    env=dict(os.environ, **(env or {})),
+                    cwd=cwd,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                rc, out, err = done.returncode, done.stdout, done.stderr
+            else:
+                rc, out, err = self._module.run_command(
+                    argv, data=data, environ_update=env, cwd=cwd, handle_exceptions=False
+                )
         except OSError as exc:  # the program could not be run at all
             raise VoltError(f"could not run {argv[0]}: {exc}", cmd=argv) from None
         if check and rc != 0:
@@ -40,7 +57,17 @@ class Runner:
         return rc, out, err
 
     def which(self, program: str, extra_dirs: list[str] | None = None) -> str | None:
+        if self._module is None:
+            import shutil  # noqa: PLC0415
+
+            path = os.pathsep.join([os.environ.get("PATH", os.defpath), *(extra_dirs or [])])
+            return shutil.which(program, path=path)
         return self._module.get_bin_path(program, required=False, opt_dirs=extra_dirs or [])
 
     def warn(self, msg: str) -> None:
-        self._module.warn(msg)
+        if self._module is None:
+            import sys  # noqa: PLC0415
+
+            print(f"[WARNING]: {msg}", file=sys.stderr)
+        else:
+            self._module.warn(msg)

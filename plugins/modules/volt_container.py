@@ -105,9 +105,13 @@ options:
     choices: ["no", on-failure, always]
   enabled:
     description:
-      - Start the container at boot (its unit is enabled under C(machines.target)).
+      - Start the container at boot.
+      - systemd backend - its unit is enabled under C(machines.target).
+      - proot backend - there is no service manager to do it, so the flag is stored with the
+        container and the boot hook the P(armoredgate.volt.proot#role) role installs (a
+        Termux:Boot script, or a command for any other boot mechanism) starts every enabled
+        container that is not running.
       - Applied in place, without restarting the container.
-      - systemd backend only.
     type: bool
   boot:
     description:

@@ -29,6 +29,8 @@ FALLBACK_LOCATIONS = (
     "/data/local/tmp/proot",
     "~/proot",
 )
+# Host directories a host shell needs inside the probe's empty root (Linux, then Android).
+PROBE_BINDS = ("/dev", "/bin", "/usr", "/lib", "/lib64", "/lib32", "/system", "/apex", "/vendor", "/linkerconfig")
 
 
 class ProotFeatures:
@@ -235,6 +237,12 @@ class ProotBackend(Backend):
             _rootfs.remove_tree(staging)
             raise
 
+    def update(self, name: str, config: dict) -> None:
+        """Options applied in place (enabled): only the stored config changes."""
+        path = os.path.join(self._dir(name), "config.yaml")
+        stored = _store.read_config(path)
+        _store.write_config(path, dict(stored, options=config))
+
     def remove(self, name: str, stop_timeout: float) -> None:
         directory = self._dir(name)
         try:
@@ -352,3 +360,47 @@ class ProotBackend(Backend):
                 return [line.rstrip("\n") for line in collections.deque(handle, maxlen=lines)] if lines else []
         except FileNotFoundError:
             return []
+
+    # -- host check ----------------------------------------------------------------------------
+    def probe(self) -> dict:
+        """What this host's proot is and whether it really works: a shell from the host runs in
+        an empty root (host program directories bound in) and writes a file there; then the same
+        with -k, which Debian's proot 5.1.0 breaks (every stat fails with EINVAL)."""
+        import shutil  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        proot = self.proot()
+        _rc, banner, banner_err = self.runner.run([proot, "-V"], check=False)
+        version = re.search(r"(\d+\.\d+(?:\.\d+)?)\s*$", (banner + banner_err).strip(), re.MULTILINE)
+        shell = self.runner.which("sh") or "/bin/sh"
+        root = tempfile.mkdtemp(prefix="volt-proot-probe-")
+        try:
+            os.mkdir(os.path.join(root, ".tmp"))
+            binds = [path for path in (*PROBE_BINDS, os.environ.get("PREFIX", "")) if path and os.path.exists(path)]
+            base = [proot, "-r", root, "-w", "/"]
+            for path in binds:
+                base += ["-b", path]
+            env = {"PROOT_NO_SECCOMP": "1", "PROOT_TMP_DIR": os.path.join(root, ".tmp")}
+            rc, out, err = self.runner.run(
+                [*base, shell, "-c", "echo volt-probe > /volt-probe && cat /volt-probe"], check=False, env=env
+            )
+            landed = os.path.isfile(os.path.join(root, "volt-probe"))
+            works = rc == 0 and out.strip() == "volt-probe" and landed
+            problem = "" if works else (err or out).strip() or f"exit code {rc}, probe file written: {landed}"
+            release = "6.6.6-volt-probe"
+            rc_k, out_k, _err_k = self.runner.run(
+                [*base[:1], "-k", release, *base[1:], shell, "-c", "ls / >/dev/null && uname -r"], check=False, env=env
+            )
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return {
+            "path": proot,
+            "version": version.group(1) if version else None,
+            "features": self.features().as_dict(),
+            "works": works,
+            "problem": problem,
+            "kernel_release_safe": works and rc_k == 0 and out_k.strip() == release,
+            "android": on_android(),
+            "termux": bool(os.environ.get("TERMUX_VERSION")),
+            "data_dir": self.data_dir,
+        }

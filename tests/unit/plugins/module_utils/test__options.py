@@ -99,6 +99,7 @@ def test_effective_config_fills_empty_values_only():
         "volumes": [],
         "ports": [],
         "workdir": "/",
+        "enabled": False,
     }
 
 
