@@ -1,4 +1,4 @@
-"""The collection as users drive it: ad hoc short names, module_defaults groups, site.yml."""
+"""The collection as users drive it: ad hoc short names, module_defaults groups, the containers role."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_ad_hoc_short_name_from_the_project_directory(proot, data_dir, busybox_r
     assert gone.returncode == 0 and not os.path.exists(os.path.join(data_dir, "containers", "adhoc"))
 
 
-def test_module_defaults_group_and_site_playbook(proot, data_dir, busybox_rootfs, tmp_path):
+def test_module_defaults_group_and_containers_role(proot, data_dir, busybox_rootfs, tmp_path):
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
@@ -69,31 +69,28 @@ def test_module_defaults_group_and_site_playbook(proot, data_dir, busybox_rootfs
             }
         )
     )
-    # proot_path comes from module_defaults for the whole action group.
+    # proot_path comes from module_defaults for the whole action group, also inside the role.
     play = tmp_path / "play.yml"
     play.write_text(
         yaml.safe_dump(
             [
                 {
-                    "name": "site with group defaults",
+                    "name": "containers role with group defaults",
                     "hosts": "all",
                     "gather_facts": False,
                     "module_defaults": {"group/armoredgate.volt.volt": {"proot_path": proot}},
-                    "tasks": [{"name": "Converge", "ansible.builtin.include_tasks": "converge.yml"}],
+                    "roles": ["armoredgate.volt.containers"],
                 }
             ]
         )
     )
-    site = os.path.join(TOP, "playbooks", "site.yml")
-    converge = yaml.safe_load(open(site))[0]["tasks"]
-    (tmp_path / "converge.yml").write_text(yaml.safe_dump(converge))
 
     def run():
         result = ansible("ansible-playbook", "-i", str(inventory), str(play))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return int(re.search(r"localhost\s*:.*changed=(\d+)", result.stdout).group(1))
 
-    assert run() == 1  # one task, two items, both changed
+    assert run() == 1  # one task (the containers), two items, both changed
     states = {
         name: json.load(open(os.path.join(data_dir, "containers", name, "state.json")))["status"]
         for name in ("site-a", "site-b")
