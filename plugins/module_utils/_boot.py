@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     backend = ProotBackend(Runner(), args.data_dir, {"proot_path": args.proot_path})
     started, errors = start_enabled(backend)
     for name in started:
-        print(f"volt-boot: started {name}")
+        sys.stdout.write(f"volt-boot: started {name}\n")
     for error in errors:
-        print(f"volt-boot: {error}", file=sys.stderr)
+        sys.stderr.write(f"volt-boot: {error}\n")
     return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -68,6 +68,6 @@ class Runner:
         if self._module is None:
             import sys  # noqa: PLC0415
 
-            print(f"[WARNING]: {msg}", file=sys.stderr)
+            sys.stderr.write(f"[WARNING]: {msg}\n")
         else:
             self._module.warn(msg)

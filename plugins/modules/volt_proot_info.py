@@ -44,10 +44,9 @@ options:
 notes:
   - Fails when no proot binary is found. A proot that is found but does not work is reported
     with RV(proot.works=false) and the reason in RV(proot.problem).
+  - The P(armoredgate.volt.proot#role) role installs proot and runs this check.
 seealso:
   - module: armoredgate.volt.volt_container
-  - role: armoredgate.volt.proot
-    description: Installs proot and runs this check.
 """
 
 EXAMPLES = r"""
