@@ -137,3 +137,40 @@ def run_proot_info(module) -> None:
     except VoltError as exc:
         _fail(module, exc)
     module.exit_json(changed=False, proot=proot)
+
+
+def exec_module_spec() -> dict:
+    spec = {key: value for key, value in _options.argument_spec().items() if key in BACKEND_OPTIONS}
+    spec.update(
+        name={"type": "str", "required": True},
+        argv={"type": "list", "elements": "str"},
+        cmd={"type": "str"},
+        chdir={"type": "str"},
+        env={"type": "dict", "default": {}},
+        user={"type": "str"},
+        stdin={"type": "str"},
+        stdin_add_newline={"type": "bool", "default": True},
+        strip_empty_ends={"type": "bool", "default": True},
+        timeout={"type": "int", "default": 0},
+        creates={"type": "str"},
+        removes={"type": "str"},
+    )
+    return {
+        "argument_spec": spec,
+        "mutually_exclusive": [("argv", "cmd")],
+        "required_one_of": [("argv", "cmd")],
+        "supports_check_mode": True,
+    }
+
+
+def run_exec(module) -> None:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._exec import Execution  # noqa: PLC0415
+
+    try:
+        backend = _backend(module)
+        result, failure = Execution(backend, backend.runner, module.params, module.check_mode).run()
+    except VoltError as exc:
+        _fail(module, exc)
+    if failure:
+        module.fail_json(msg=failure, **result)
+    module.exit_json(**result)

@@ -268,3 +268,9 @@ def drifted(desired: dict, current: dict) -> list[str]:
 
 def _option(name: str) -> Option:
     return next(option for option in CONFIG_OPTIONS if option.name == name)
+
+
+def normalize(name: str, value: object) -> object:
+    """One option's canonical value (for other modules that take the same option, e.g. env)."""
+    option = _option(name)
+    return option.normalize(value) if option.normalize else value

@@ -135,3 +135,20 @@ def remove_tree(path: str) -> None:
     except OSError:
         _make_directories_writable(path)
         shutil.rmtree(path)
+
+
+def resolve_user(root: str, user: str) -> tuple[int, int, str]:
+    """(uid, gid, home) of `user` ("name", "uid" or "uid:gid") from the root's /etc/passwd."""
+    uid_text, _sep, gid_text = str(user).partition(":")
+    entries = []
+    passwd = resolve_in_root(root, "/etc/passwd")
+    if passwd:
+        with open(passwd, encoding="utf-8", errors="replace") as handle:
+            entries = [line.rstrip("\n").split(":") for line in handle if line.count(":") >= 6]
+    for fields in entries:
+        if fields[0] == uid_text or (uid_text.isdigit() and fields[2] == uid_text):
+            gid = int(gid_text) if gid_text.isdigit() else int(fields[3])
+            return int(fields[2]), gid, fields[5] or "/"
+    if uid_text.isdigit() and (not gid_text or gid_text.isdigit()):
+        return int(uid_text), int(gid_text or uid_text), "/"
+    raise VoltError(f"user {user!r} is not in the container's /etc/passwd; give a numeric uid[:gid]", user=user)

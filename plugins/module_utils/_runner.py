@@ -56,6 +56,38 @@ class Runner:
             )
         return rc, out, err
 
+    def execute(
+        self, argv: list[str], env: dict[str, str], stdin: bytes | None = None, timeout: float | None = None
+    ) -> tuple[int, bytes, bytes, bool]:
+        """Run argv with exactly env (nothing inherited) in a session of its own; past timeout
+        seconds its whole process tree is ended (SIGTERM, SIGKILL 5 s later). Returns
+        (rc, stdout, stderr, timed_out). run_command has no timeout, hence this method."""
+        import subprocess  # noqa: PLC0415
+
+        from ansible_collections.armoredgate.volt.plugins.module_utils import _process  # noqa: PLC0415
+
+        argv = [str(arg) for arg in argv]
+        try:
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd="/",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise VoltError(f"could not run {argv[0]}: {exc}", cmd=argv) from None
+        started = _process.start_time(child.pid)
+        try:
+            out, err = child.communicate(stdin, timeout=timeout)
+            return child.returncode, out, err, False
+        except subprocess.TimeoutExpired:
+            _process.terminate_tree(child.pid, started, child.pid, 5)
+            out, err = child.communicate()
+            return child.returncode, out, err, True
+
     def which(self, program: str, extra_dirs: list[str] | None = None) -> str | None:
         if self._module is None:
             import shutil  # noqa: PLC0415

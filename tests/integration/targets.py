@@ -56,7 +56,7 @@ class Target:
     # -- the collection ------------------------------------------------------------------------
     def volt(self, module="volt_container", check=False, diff=False, **args):
         args.setdefault("data_dir", self.data_dir)
-        if module.startswith("volt_container"):  # images are shared by every backend
+        if module.startswith(("volt_container", "volt_exec")):  # images are shared by every backend
             args.setdefault("backend", self.backend)
             for key, value in self._extra.items():
                 args.setdefault(key, value)

@@ -166,3 +166,15 @@ class Backend(ABC):
     @abstractmethod
     def logs(self, name: str, lines: int) -> list[str]:
         """The last `lines` lines of the container's output."""
+
+    @abstractmethod
+    def exec_command(
+        self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        """The host command line and its whole environment that run argv inside the running
+        container `name`, in cwd (default: the container's workdir), as user (default: root),
+        with the container's env and then env. VoltError when the container is not running."""
+
+    def exec_user(self, rootfs: str, user: str | None) -> tuple[int, int, str]:
+        """(uid, gid, home) for exec_command's user, read from the container's /etc/passwd."""
+        return _rootfs.resolve_user(rootfs, user) if user is not None else (0, 0, "/root")

@@ -256,14 +256,17 @@ class ProotBackend(Backend):
         os.rename(directory, os.path.join(doomed, name))
         _rootfs.remove_tree(doomed)
 
-    def guest_argv(self, rootfs: str, config: dict, command: list[str]) -> list[str]:
-        """The proot command line for a guest command; start (and later exec) share it."""
+    def guest_argv(
+        self, rootfs: str, config: dict, command: list[str], identity: tuple[int, int] = (0, 0)
+    ) -> list[str]:
+        """The proot command line for a guest command; start and exec share it. identity is
+        the (uid, gid) the guest sees (proot fakes it; the processes stay the host user's)."""
         features = self.features()
         argv = [
             self.proot(),
             "-r",
             rootfs,
-            "-0",
+            *(["-0"] if identity == (0, 0) else ["-i", "%d:%d" % identity]),
             "-w",
             config.get("workdir") or "/",
             "-b",
@@ -341,6 +344,25 @@ class ProotBackend(Backend):
             proot=argv[0],
         )
         self._write_state(name, state)
+
+    def exec_command(
+        self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        records = self._read(name)
+        if records is None:
+            raise VoltError(f"container {name} does not exist")
+        config, state = records
+        if not self._running(state):
+            raise VoltError(f"container {name} is not running (status: {self.inspect(name).status}); start it first")
+        options = config.get("options", {})
+        rootfs = os.path.join(self._dir(name), "rootfs")
+        uid, gid, home = self.exec_user(rootfs, user)
+        exec_options = dict(options, workdir=cwd or options.get("workdir") or "/")
+        environment = self.guest_env(name, options)
+        if user is not None:
+            environment["HOME"] = home
+        environment.update(env or {})
+        return self.guest_argv(rootfs, exec_options, list(argv), (uid, gid)), environment
 
     def stop(self, name: str, timeout: float) -> None:
         records = self._read(name)

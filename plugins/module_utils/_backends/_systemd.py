@@ -14,7 +14,11 @@ import os
 import time
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store, _units
-from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
+    GUEST_PATH,
+    Backend,
+    ContainerRecord,
+)
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
@@ -313,6 +317,35 @@ class SystemdBackend(Backend):
                 self._systemctl("kill", "--kill-who=all", "--signal=SIGKILL", unit, check=False)
                 killed, deadline = True, time.monotonic() + 10
             time.sleep(_POLL_SECONDS)
+
+    def exec_command(
+        self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
+    ) -> tuple[list[str], dict[str, str]]:
+        record = self._record(name)
+        if record is None:
+            raise VoltError(f"container {name} does not exist")
+        leader = self._leader(name)
+        if not leader:
+            raise VoltError(f"container {name} is not running (status: {self.inspect(name).status}); start it first")
+        nsenter = self.runner.which("nsenter", ["/usr/bin", "/bin"])
+        if not nsenter:
+            raise VoltError("nsenter (util-linux) is needed to run commands in systemd containers")
+        config = record.get("config", {})
+        uid, gid, home = self.exec_user(self._rootfs(name), user)
+        # All of the leader's namespaces, its root, then the working directory inside that root.
+        command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd={cwd or config.get('workdir') or '/'}"]
+        if user is not None:
+            command += ["--setuid", str(uid), "--setgid", str(gid)]
+        environment = {
+            "PATH": GUEST_PATH,
+            "HOME": home,
+            "TERM": "xterm",
+            "container": "systemd-nspawn",
+            "CONTAINER_NAME": name,
+            **(config.get("env") or {}),
+            **(env or {}),
+        }
+        return [*command, "--", *argv], environment
 
     def logs(self, name: str, lines: int) -> list[str]:
         if not lines:
