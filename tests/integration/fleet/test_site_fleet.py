@@ -123,8 +123,8 @@ def test_fleet_converges_then_reconverges_with_no_change(prepared, tmp_path):
     expected = {f"7{number:05d}" for number in range(COUNT)}
     for host in HOSTS:
         assert running_sleepers(fleet, host) == expected, host
-    units = on_host(fleet, "sys1", "systemctl", "list-units", "--no-legend", "--state=active", "volt-container@fleet-*")
-    assert len(re.findall(r"volt-container@fleet-\d+\.service", units)) == COUNT
+    units = on_host(fleet, "sys1", "systemctl", "list-units", "--no-legend", "--state=active", "volt-container@fleet*")
+    assert len(re.findall(r"volt-container@fleet\\x2d\d+\.service", units)) == COUNT  # "-" is escaped
 
     second = recap(site(fleet, tmp_path, "started"))
     assert second == dict.fromkeys(HOSTS, 0), second
@@ -133,5 +133,5 @@ def test_fleet_converges_then_reconverges_with_no_change(prepared, tmp_path):
     assert all(removed[host] > 0 for host in HOSTS)
     for host in HOSTS:
         assert running_sleepers(fleet, host) == set(), host
-    units = on_host(fleet, "sys1", "systemctl", "list-units", "--no-legend", "--all", "volt-container@fleet-*")
-    assert "volt-container@fleet-" not in units
+    units = on_host(fleet, "sys1", "systemctl", "list-units", "--no-legend", "--all", "volt-container@fleet*")
+    assert "volt-container@fleet" not in units
