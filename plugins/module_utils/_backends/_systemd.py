@@ -331,9 +331,17 @@ class SystemdBackend(Backend):
         if not nsenter:
             raise VoltError("nsenter (util-linux) is needed to run commands in systemd containers")
         config = record.get("config", {})
-        uid, gid, home = self.exec_user(self._rootfs(name), user)
-        # All of the leader's namespaces, its root, then the working directory inside that root.
-        command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd={cwd or config.get('workdir') or '/'}"]
+        rootfs = self._rootfs(name)
+        uid, gid, home = self.exec_user(rootfs, user)
+        directory = cwd or config.get("workdir") or "/"
+        resolved = _rootfs.resolve_in_root(rootfs, directory)
+        if resolved is None or not os.path.isdir(resolved):
+            raise VoltError(f"directory {directory!r} does not exist in container {name}")
+        # nsenter opens --wd before it changes root: reach the directory through the leader's
+        # root (/proc/PID/root), with symlinks already resolved inside the container.
+        inside = os.path.relpath(resolved, rootfs)
+        wd = f"/proc/{leader}/root" + ("" if inside == "." else "/" + inside)
+        command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd={wd}"]
         if user is not None:
             command += ["--setuid", str(uid), "--setgid", str(gid)]
         environment = {
