@@ -160,7 +160,7 @@ _BOOTSTRAP = (
     "import os, runpy, sys\n"
     "lib = os.path.expanduser(sys.argv[1])\n"
     "if not os.path.isfile(os.path.join(lib, '.complete')):\n"
-    "    sys.stderr.write('volt: entry code missing\\n'); sys.exit(126)\n"
+    "    sys.stderr.write('volt: entry code missing\\n'); raise SystemExit(126)\n"
     "sys.path.insert(0, lib); sys.argv = ['volt-enter'] + sys.argv[2:]\n"
     "runpy.run_module('ansible_collections.armoredgate.volt.plugins.module_utils._enter', run_name='__main__')\n"
 )

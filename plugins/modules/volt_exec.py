@@ -29,7 +29,7 @@ attributes:
     support: full
     details:
       - A command cannot be run in check mode, so it is predicted to change something
-        (RV(changed=true)), unless O(creates) or O(removes) decide that it would not run, in
+        (C(changed=true)), unless O(creates) or O(removes) decide that it would not run, in
         which case the prediction is exact.
   diff_mode:
     support: none
@@ -94,6 +94,9 @@ notes:
     O(creates) and O(removes).
 seealso:
   - module: armoredgate.volt.volt_container
+  - plugin: armoredgate.volt.volt
+    plugin_type: connection
+    description: Runs whole tasks inside a container, through the same container entry.
 """
 
 EXAMPLES = r"""
