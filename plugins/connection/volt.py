@@ -263,13 +263,15 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure(f"volt: {exc.msg}") from None
 
     # -- remote host ---------------------------------------------------------------------------
-    def _remote(self, action: str, *operands: str, in_data: bytes | None = None) -> tuple[int, bytes, bytes]:
+    def entry(self, action: str, *operands: str, in_data: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run the entry for action on the container's host over SSH (copying its code once)."""
         if self._entry_lib is None:
             version, self._entry_code = _entry_code()
             self._entry_lib = f"~/.ansible/volt/entry-{version}"
         argv = [self.get_option("volt_host_python"), "-c", _BOOTSTRAP, self._entry_lib]
-        argv += ["--backend", self.get_option("volt_backend"), "--name", self._container]
+        argv += ["--backend", self.get_option("volt_backend")]
+        if action != "list":
+            argv += ["--name", self._container]
         for option, flag in (("volt_data_dir", "--data-dir"), ("volt_proot_path", "--proot-path")):
             if self.get_option(option):
                 argv += [flag, self.get_option(option)]
@@ -296,7 +298,7 @@ class Connection(ConnectionBase):
         argv = [self._play_context.executable or "/bin/sh", "-c", to_text(cmd)]
         display.vvv(f"EXEC in container {self._container}: {argv}", host=self._container)
         if self._ssh is not None:
-            return self._remote("exec", *argv, in_data=in_data)
+            return self.entry("exec", *argv, in_data=in_data)
         from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner  # noqa: PLC0415
 
         host_argv, env = self._volt(
@@ -317,7 +319,7 @@ class Connection(ConnectionBase):
         try:
             with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as source:
                 if self._ssh is not None:
-                    rc, out, err = self._remote("put", out_path, in_data=source.read())
+                    rc, out, err = self.entry("put", out_path, in_data=source.read())
                     if rc != 0:
                         raise AnsibleError(f"volt: failed to put {out_path}: {to_native(err or out)}")
                     return
@@ -335,7 +337,7 @@ class Connection(ConnectionBase):
         try:
             with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb") as sink:
                 if self._ssh is not None:
-                    rc, out, err = self._remote("fetch", in_path)
+                    rc, out, err = self.entry("fetch", in_path)
                     if rc != 0:
                         raise AnsibleError(f"volt: failed to fetch {in_path}: {to_native(err or out)}")
                     sink.write(out)

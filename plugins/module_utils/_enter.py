@@ -9,9 +9,11 @@ On a remote container host the plugin runs this file over SSH:
 
     python3 -m ansible_collections.armoredgate.volt.plugins.module_utils._enter \\
         --backend B --data-dir D --name N  exec -- ARGV... | put PATH | fetch PATH
+        --backend B --data-dir D list
 
 `exec` replaces itself with the entry command, so stdin, stdout and stderr flow straight
-through; `put` reads the file from stdin and `fetch` writes it to stdout.
+through; `put` reads the file from stdin and `fetch` writes it to stdout; `list` prints the
+host's containers as JSON (for the volt_containers inventory plugin).
 """
 
 from __future__ import annotations
@@ -85,14 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--data-dir")
     parser.add_argument("--proot-path")
-    parser.add_argument("--name", required=True)
+    parser.add_argument("--name")
     parser.add_argument("--user")
-    parser.add_argument("action", choices=["exec", "put", "fetch"])
+    parser.add_argument("action", choices=["exec", "put", "fetch", "list"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
-        name = validate_name(args.name)
         backend = select_backend(args.backend, Runner(), args.data_dir, {"proot_path": args.proot_path})
+        if args.action == "list":
+            import json  # noqa: PLC0415
+
+            sys.stdout.write(json.dumps([record.to_result() for record in backend.list()]) + "\n")
+            return 0
+        name = validate_name(args.name or "")
         operands = args.args[1:] if args.args[:1] == ["--"] else args.args
         if args.action == "exec":
             host_argv, env = backend.exec_command(name, operands, user=args.user)
