@@ -211,6 +211,7 @@ class Connection(ConnectionBase):
         self._backend = None
         self._ssh = None
         self._entry_lib = None
+        self._entry_archive = b""
 
     # -- set-up --------------------------------------------------------------------------------
     def _connect(self):
@@ -266,7 +267,7 @@ class Connection(ConnectionBase):
     def entry(self, action: str, *operands: str, in_data: bytes | None = None) -> tuple[int, bytes, bytes]:
         """Run the entry for action on the container's host over SSH (copying its code once)."""
         if self._entry_lib is None:
-            version, self._entry_code = _entry_code()
+            version, self._entry_archive = _entry_code()
             self._entry_lib = f"~/.ansible/volt/entry-{version}"
         argv = [self.get_option("volt_host_python"), "-c", _BOOTSTRAP, self._entry_lib]
         argv += ["--backend", self.get_option("volt_backend")]
@@ -284,7 +285,7 @@ class Connection(ConnectionBase):
                 f"volt: copying the entry code to {self._entry_lib}", host=self.get_option("volt_container_host")
             )
             unpack = shlex.join([self.get_option("volt_host_python"), "-c", _UNPACK, self._entry_lib])
-            urc, uout, uerr = self._ssh.exec_command(unpack, in_data=self._entry_code, sudoable=False)
+            urc, uout, uerr = self._ssh.exec_command(unpack, in_data=self._entry_archive, sudoable=False)
             if urc != 0:
                 raise AnsibleConnectionFailure(f"volt: cannot copy the entry code: {to_native(uerr or uout)}")
             rc, out, err = self._ssh.exec_command(command, in_data=in_data, sudoable=False)
@@ -308,10 +309,9 @@ class Connection(ConnectionBase):
         return rc, out, err
 
     def _rootfs(self) -> str:
-        record = self._volt(self._backend.inspect, self._volt(_validated, self._container))
-        if record is None:
-            raise AnsibleConnectionFailure(f"volt: container {self._container} does not exist")
-        return record.rootfs
+        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import container_rootfs  # noqa: PLC0415
+
+        return self._volt(container_rootfs, self._backend, self._container)
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)
@@ -359,9 +359,3 @@ class Connection(ConnectionBase):
         self._ssh = None
         self._backend = None
         self._connected = False
-
-
-def _validated(name: str) -> str:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name  # noqa: PLC0415
-
-    return validate_name(name)

@@ -50,6 +50,14 @@ def guest_file(rootfs: str, path: str, for_writing: bool) -> str:
     return target
 
 
+def container_rootfs(backend, name: str) -> str:
+    """The root filesystem of container name on this host (it need not be running)."""
+    record = backend.inspect(validate_name(name))
+    if record is None:
+        raise VoltError(f"container {name} does not exist")
+    return record.rootfs
+
+
 def write_guest_file(rootfs: str, path: str, source) -> None:
     """Copy the binary stream source to the container's path: a new file, renamed into place."""
     import tempfile  # noqa: PLC0415
@@ -105,15 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             host_argv, env = backend.exec_command(name, operands, user=args.user)
             sys.stdout.flush()
             os.execve(host_argv[0], host_argv, env)
-        record = backend.inspect(name)
-        if record is None:
-            raise VoltError(f"container {name} does not exist")
         if len(operands) != 1:
             raise VoltError(f"{args.action} takes one path, got {operands!r}")
+        rootfs = container_rootfs(backend, name)
         if args.action == "put":
-            write_guest_file(record.rootfs, operands[0], sys.stdin.buffer)
+            write_guest_file(rootfs, operands[0], sys.stdin.buffer)
         else:
-            read_guest_file(record.rootfs, operands[0], sys.stdout.buffer)
+            read_guest_file(rootfs, operands[0], sys.stdout.buffer)
     except (VoltError, OSError) as exc:
         sys.stderr.write(f"volt: {getattr(exc, 'msg', exc)}\n")
         return ENTRY_FAILED

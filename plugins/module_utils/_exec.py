@@ -50,7 +50,7 @@ class Execution:
             raise VoltError(f"timeout must be 0 (none) or more seconds, got {timeout}")
         record = self.backend.inspect(name)
         if record is None:
-            raise VoltError(f"container {name} does not exist")
+            raise self.backend.cannot_enter(name)
         result = {"changed": False, "cmd": argv, "rc": 0, "stdout": "", "stderr": ""}
         # creates/removes are paths in the container, read through its rootfs from the host.
         workdir = chdir or record.config.get("workdir") or "/"
@@ -61,7 +61,7 @@ class Execution:
                 result["stdout"] = f"skipped, since {path} {verb}"
                 return dict(result, stdout_lines=[result["stdout"]], stderr_lines=[]), None
         if record.status != "running":
-            raise VoltError(f"container {name} is not running (status: {record.status}); start it first")
+            raise self.backend.cannot_enter(name)
         if self.check_mode:
             return dict(result, changed=True, msg="check mode: the command would run", rc=None), None
         host_argv, environment = self.backend.exec_command(name, argv, cwd=chdir, user=params.get("user"), env=env)

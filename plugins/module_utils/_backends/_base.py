@@ -175,6 +175,13 @@ class Backend(ABC):
         container `name`, in cwd (default: the container's workdir), as user (default: root),
         with the container's env and then env. VoltError when the container is not running."""
 
+    def cannot_enter(self, name: str) -> VoltError:
+        """The error for entering a container that does not exist or does not run."""
+        record = self.inspect(name)
+        if record is None:
+            return VoltError(f"container {name} does not exist")
+        return VoltError(f"container {name} is not running (status: {record.status}); start it first")
+
     def exec_user(self, rootfs: str, user: str | None) -> tuple[int, int, str]:
         """(uid, gid, home) for exec_command's user, read from the container's /etc/passwd."""
         return _rootfs.resolve_user(rootfs, user) if user is not None else (0, 0, "/root")

@@ -349,12 +349,9 @@ class ProotBackend(Backend):
         self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
     ) -> tuple[list[str], dict[str, str]]:
         records = self._read(name)
-        if records is None:
-            raise VoltError(f"container {name} does not exist")
-        config, state = records
-        if not self._running(state):
-            raise VoltError(f"container {name} is not running (status: {self.inspect(name).status}); start it first")
-        options = config.get("options", {})
+        if records is None or not self._running(records[1]):
+            raise self.cannot_enter(name)
+        options = records[0].get("options", {})
         rootfs = os.path.join(self._dir(name), "rootfs")
         uid, gid, home = self.exec_user(rootfs, user)
         exec_options = dict(options, workdir=cwd or options.get("workdir") or "/")

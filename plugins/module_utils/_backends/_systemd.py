@@ -322,11 +322,9 @@ class SystemdBackend(Backend):
         self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
     ) -> tuple[list[str], dict[str, str]]:
         record = self._record(name)
-        if record is None:
-            raise VoltError(f"container {name} does not exist")
-        leader = self._leader(name)
+        leader = self._leader(name) if record is not None else None
         if not leader:
-            raise VoltError(f"container {name} is not running (status: {self.inspect(name).status}); start it first")
+            raise self.cannot_enter(name)
         nsenter = self.runner.which("nsenter", ["/usr/bin", "/bin"])
         if not nsenter:
             raise VoltError("nsenter (util-linux) is needed to run commands in systemd containers")
