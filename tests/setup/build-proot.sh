@@ -129,6 +129,7 @@ debian_mirror() {
 		printf '%s\n' "${VOLT_DEBIAN_MIRROR%/}"
 		return
 	fi
+	# shellcheck disable=SC2016 # $(...) is apt's own template syntax, not the shell's
 	apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(TARGET_OF)' |
 		awk '$3 == "deb" && $2 !~ /-(security|updates|backports)$/ && $1 ~ /\/debian\/?$/ {
 			sub(/\/$/, "", $1); print $1; exit }'
