@@ -21,6 +21,17 @@ description:
     or the C(zstd) program; without either, the pull is refused before anything is downloaded.
   - Tarballs are unpacked by the same code as image layers, which refuses entries that could
     escape the image (absolute paths, C(..), paths through symlinks, hard links outside).
+  - A tarball or layer must be complete. A tar archive that ends without its end-of-archive
+    blocks, or has data after them, and a gzip, xz or bzip2 stream that is cut short or fails
+    its checksum, are refused. Unpacking stops at O(max_size).
+  - Registry responses are checked before use. Manifests and indexes must be JSON objects of a
+    known media type, every digest must be C(sha256:) followed by 64 lower-case hex digits (it
+    names a file in the store), every size a whole number of bytes. A layer already in the store
+    is hashed again before it is used.
+  - Credentials (basic or bearer) are only sent to the registry's own scheme, host and port.
+    Redirects, such as a registry sending blobs to a CDN host, are followed without them, and a
+    redirect from HTTPS to plain HTTP is refused.
+  - The file given in O(path) is only read; a failed run never removes or changes it.
   - An image is built under a hidden name and swapped in by rename, so a failed run leaves the
     store as it was.
 author:
@@ -34,7 +45,9 @@ options:
   name:
     description:
       - Name containers use to refer to the image (their O(armoredgate.volt.volt_container#module:image)).
-      - C(:), C(/) and C(@) map to C(_) in the directory name.
+      - A name made of letters, digits, C(_), C(.) and C(-) is also its directory name in the store.
+        In other names C(:), C(/) and C(@) become C(%3A), C(%2F) and C(%40), so that V(team/app),
+        V(team_app) and V(team:app) are three images.
     type: str
     required: true
   state:
@@ -119,6 +132,17 @@ options:
       - With V(false), a registry that does not speak TLS is reached over plain HTTP.
     type: bool
     default: true
+  max_size:
+    description:
+      - Most bytes the image may unpack to, counted over the decompressed tar streams of all its
+        layers (or of the tarball) and over the files written, as a number of bytes or with a
+        suffix V(K), V(M), V(G) or V(T) (powers of 1024), such as V(20G).
+      - A larger image, or a decompression bomb, fails and leaves the store as it was. An OCI image
+        whose compressed layers, as its manifest declares them, already exceed it is refused before
+        anything is downloaded; a O(url) download stops once it exceeds it.
+    type: raw
+    default: 32G
+    version_added: 0.1.0
   force:
     description:
       - With V(present), build the image again even when it is up to date.
@@ -159,6 +183,12 @@ EXAMPLES = r"""
     username: deploy
     password: "{{ registry_password }}"
 
+- name: A big image, allowed to unpack to more than the default 32 GiB
+  armoredgate.volt.volt_image:
+    name: toolchain
+    reference: registry.example.org/team/toolchain:2024
+    max_size: 64G
+
 - name: Remove an image no container uses any more
   armoredgate.volt.volt_image:
     name: alpine
@@ -194,7 +224,7 @@ image:
       description: The image's tree in the store.
       type: str
     source:
-      description: V(directory) or V(tarball).
+      description: V(directory), V(tarball), V(oci) or V(debootstrap).
       type: str
     digest:
       description: sha256 digest of the tarball it was unpacked from, or of the OCI image manifest.

@@ -1,11 +1,17 @@
 # Copyright (c) 2026 Armored Gates LLC
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""volt_image's logic: work out the image's identity, compare with the store, build if needed."""
+"""volt_image's logic: work out the image's identity, compare with the store, build if needed.
+
+What the user points at (path, a local URL) is only ever read. Every tar stream is decompressed
+by a decoder that checks the compressed stream to its end (gzip and xz CRCs), counted against
+max_size, and must end with the tar end-of-archive blocks followed by nothing but zeros.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tarfile
 
@@ -25,6 +31,81 @@ _GZIP_LAYERS = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.
 _PLAIN_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
 _ZSTD_LAYERS = ("application/vnd.oci.image.layer.v1.tar+zstd",)
 _CHUNK = 1024 * 1024
+DEFAULT_MAX_SIZE = "32G"
+_SIZE_RE = re.compile(r"([0-9]+)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# Magic numbers of the compressions a root filesystem tarball may use.
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"))
+
+
+def parse_size(value: object) -> int:
+    """max_size as bytes: a whole number of bytes, or one with K, M, G or T (powers of 1024)."""
+    if value is None:
+        value = DEFAULT_MAX_SIZE
+    if type(value) is int:
+        number = value
+    else:
+        match = _SIZE_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise VoltError(f"max_size {value!r} is not a size such as 20G, 512M or a number of bytes")
+        number = int(match[1]) * _UNITS[match[2].upper()]
+    if number <= 0:
+        raise VoltError(f"max_size {value!r} must be more than 0 bytes")
+    return number
+
+
+class _Budget:
+    """The bytes one image may decompress to (max_size), shared by all its layers: a
+    decompression bomb stops at the limit instead of at a full disk."""
+
+    def __init__(self, limit: int, text: object) -> None:
+        self.limit, self.text, self.used = limit, text, 0
+
+    def take(self, count: int, what: str) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise VoltError(
+                f"{what} decompresses to more than {self.limit} bytes: the image exceeds max_size ({self.text}); "
+                "raise max_size if the image really is that big",
+                max_size=self.limit,
+            )
+
+
+class _TarStream:
+    """A decompressed tar stream as tarfile reads it: counted against the budget, and watched for
+    where its last non-zero byte was, to tell a complete archive from a cut or padded one."""
+
+    def __init__(self, source, budget: _Budget, what: str) -> None:
+        self.source, self.budget, self.what = source, budget, what
+        self.position = 0  # bytes handed out so far
+        self.data_end = 0  # offset just past the last non-zero byte
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        chunk = self.source.read(size if size is not None and size >= 0 else _CHUNK)
+        if chunk:
+            self.budget.take(len(chunk), self.what)
+            kept = len(chunk.rstrip(b"\0"))
+            if kept:
+                self.data_end = self.position + kept
+            self.position += len(chunk)
+        return chunk
+
+    def finish(self, archive: tarfile.TarFile) -> None:
+        """Once tarfile has stopped: read to the end of the stream (decoders check their CRC only
+        there) and make sure two zero blocks ended the archive and only zeros follow them."""
+        while self.read(_CHUNK):
+            pass
+        end = archive.offset  # where tarfile found no further header
+        if self.data_end > end:
+            raise VoltError(
+                f"{self.what}: the tar archive stops at byte {end} but the stream goes on with data "
+                "(a damaged entry header, a cut header, or data after the end-of-archive marker)"
+            )
+        if self.position < end + 2 * tarfile.BLOCKSIZE:
+            raise VoltError(
+                f"{self.what} is truncated: the tar archive ends at byte {self.position} without its "
+                "end-of-archive marker (two zero blocks)"
+            )
 
 
 def infer_source(params: dict) -> str:
@@ -59,6 +140,13 @@ class ImageManager:
         self.runner = runner
         self.params = module.params
         self.store = ImageStore(data_dir)
+        self.max_size = parse_size(self.params.get("max_size"))
+
+    def _budget(self) -> _Budget:
+        return _Budget(self.max_size, self.params.get("max_size") or DEFAULT_MAX_SIZE)
+
+    def _applier(self, root: str) -> LayerApplier:
+        return LayerApplier(root, max_bytes=self.max_size)
 
     # -- identity ------------------------------------------------------------------------------
     def _wanted(self, source: str) -> dict:
@@ -172,8 +260,15 @@ class ImageManager:
         if self.module.check_mode:
             return {"changed": True, "actions": actions, "image": self._result(name), "requests": registry.requests}
         manifest, digest = registry.resolve(wanted_platform)
-        for descriptor in manifest.get("layers", []):
+        for descriptor in manifest["layers"]:
             self._check_layer(descriptor)  # refuse unreadable layers before downloading anything
+        declared = sum(descriptor["size"] for descriptor in manifest["layers"])
+        if declared > self.max_size:
+            raise VoltError(
+                f"{reference}: its layers are {declared} bytes compressed: the image exceeds max_size "
+                f"({self.params.get('max_size') or DEFAULT_MAX_SIZE} = {self.max_size} bytes)",
+                max_size=self.max_size,
+            )
         with self.store.lock():
             layers = self._build_oci(
                 name,
@@ -200,12 +295,13 @@ class ImageManager:
 
         timings = []
         staging = self.store.staging(name)
-        fetcher = _LayerFetcher(self.store, registry, manifest.get("layers", []))
+        fetcher = _LayerFetcher(self.store, registry, manifest["layers"])
+        applier, budget = self._applier(staging), self._budget()  # one of each: max_size is per image
         try:
             with fetcher:
                 for descriptor, blob, cached, download_seconds in fetcher:
                     begin = time.monotonic()
-                    self._apply_layer(blob, descriptor, staging)
+                    self._apply_layer(blob, descriptor, applier, budget)
                     timings.append(
                         {
                             "digest": descriptor["digest"],
@@ -241,33 +337,45 @@ class ImageManager:
         if media_type not in _GZIP_LAYERS + _PLAIN_LAYERS + _ZSTD_LAYERS:
             raise VoltError(f"layer {descriptor.get('digest')} has unsupported media type {media_type!r}")
 
-    def _apply_layer(self, blob: str, descriptor: dict, root: str) -> None:
+    def _apply_layer(self, blob: str, descriptor: dict, applier: LayerApplier, budget: _Budget) -> None:
         self._check_layer(descriptor)
-        media_type, opened, decompressed = descriptor["mediaType"], None, None
+        media_type, digest = descriptor["mediaType"], descriptor["digest"]
+        decompressed = None
         try:
+            what = f"layer {digest}"
             if media_type in _GZIP_LAYERS:
-                archive = tarfile.open(blob, mode="r|gz")
+                self._unpack(blob, "gzip", applier, budget, what=what, label=digest)
             elif media_type in _PLAIN_LAYERS:
-                archive = tarfile.open(blob, mode="r|")
+                self._unpack(blob, "", applier, budget, what=what, label=digest)
             else:
                 decoder = self._zstd()
                 if isinstance(decoder, str):  # tarfile cannot stream through a pipe we own: unpack to a file
-                    fd, decompressed = self.store.new_blob()
-                    os.close(fd)
-                    self.runner.run([decoder, "-d", "-q", "-f", "-o", decompressed, "--", blob])
-                    archive = tarfile.open(decompressed, mode="r|")
+                    decompressed = self._zstd_program(decoder, blob, digest, budget)
+                    counted = _Budget(sys.maxsize, budget.text)  # the program's output was counted already
+                    self._unpack(decompressed, "", applier, counted, what=what, label=digest)
                 else:
-                    opened = decoder.open(blob, "rb")
-                    archive = tarfile.open(fileobj=opened, mode="r|")
-            with archive:
-                LayerApplier(root).apply(archive, descriptor["digest"])
+                    self._unpack(blob, decoder, applier, budget, what=what, label=digest)
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise VoltError(f"cannot unpack layer {descriptor['digest']}: {exc}") from None
+            raise VoltError(f"cannot unpack layer {digest}: {exc}") from None
         finally:
-            if opened is not None:
-                opened.close()
             if decompressed and os.path.exists(decompressed):
                 os.unlink(decompressed)
+
+    def _zstd_program(self, program: str, blob: str, digest: str, budget: _Budget) -> str:
+        """Decompress blob with the zstd program into a store temporary file, within the budget:
+        prlimit (where there is one) stops zstd at the limit instead of at a full disk."""
+        fd, decompressed = self.store.new_blob()
+        os.close(fd)
+        argv = [program, "-d", "-q", "-f", "-o", decompressed, "--", blob]
+        prlimit = self.runner.which("prlimit")
+        if prlimit:
+            argv = [prlimit, f"--fsize={budget.limit - budget.used + 1}", "--", *argv]
+        rc, _out, err = self.runner.run(argv, check=False)
+        size = os.path.getsize(decompressed)
+        budget.take(size, f"layer {digest}")
+        if rc != 0:
+            raise VoltError(f"cannot unpack layer {digest}: zstd failed with exit code {rc}: {err.strip()}")
+        return decompressed
 
     def _result(self, name: str) -> dict:
         entry = self.store.record(name)
@@ -279,17 +387,19 @@ class ImageManager:
     # -- build ---------------------------------------------------------------------------------
     def _build(self, name: str, wanted: dict) -> dict:
         staging = self.store.staging(name)
-        downloaded = ""
+        downloaded = ""  # only a blob this store wrote; the user's own file is never removed
         try:
             if wanted["source"] == "directory":
                 _rootfs.clone_tree(self.runner, wanted["path"], staging)
             elif wanted["source"] == "debootstrap":
                 self._debootstrap(wanted, staging)
+            elif wanted.get("url"):
+                downloaded = self._download(wanted)
+                if wanted.get("digest") is None:
+                    wanted = dict(wanted, digest=file_digest(downloaded))
+                self._extract(downloaded, wanted["url"], staging, wanted["digest"])
             else:
-                tarball = downloaded = self._download(wanted) if wanted.get("url") else wanted["path"]
-                if wanted.get("url") and wanted.get("digest") is None:
-                    wanted = dict(wanted, digest=file_digest(tarball))
-                self._extract(tarball, staging, wanted.get("digest") or "tarball")
+                self._extract(wanted["path"], wanted["path"], staging, wanted["digest"])
             entry = dict(wanted, size=tree_size(staging))
             self.store.install(name, staging, entry)
             return entry
@@ -320,17 +430,48 @@ class ImageManager:
             ]
         )
 
-    def _extract(self, tarball: str, root: str, label: str) -> None:
-        applier = LayerApplier(root)
+    def _extract(self, tarball: str, shown: str, root: str, label: str) -> None:
+        """Unpack a root filesystem tarball (shown: how the user named it, for errors)."""
+        with open(tarball, "rb") as handle:
+            head = handle.read(8)
+        compression = next((kind for magic, kind in _MAGIC if head.startswith(magic)), "")
+        applier = self._applier(root)
         try:
-            with tarfile.open(tarball, mode="r|*") as archive:
-                applier.apply(archive, label)
+            self._unpack(tarball, compression, applier, self._budget(), what=shown, label=label)
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise VoltError(f"cannot unpack {tarball}: {exc}", path=tarball) from None
+            raise VoltError(f"cannot unpack {shown}: {exc}", path=shown) from None
+        except VoltError as exc:
+            message = exc.msg if shown in exc.msg else f"cannot unpack {shown}: {exc.msg}"
+            raise VoltError(message, **dict(exc.details, path=shown)) from None
         if applier.skipped:
-            self.module.warn(
-                f"skipped {len(applier.skipped)} device nodes (not root): {', '.join(applier.skipped[:5])}"
-            )
+            self.module.warn(f"skipped {len(applier.skipped)} device nodes: {', '.join(applier.skipped[:5])}")
+
+    @staticmethod
+    def _unpack(path: str, compression, applier: LayerApplier, budget: _Budget, *, what: str, label: str) -> None:
+        """Apply the tar stream in the file at path (compression: '', 'gzip', 'xz', 'bzip2' or a
+        zstd module) and check the whole stream: decoder CRCs, end-of-archive, nothing after it."""
+        import bz2  # noqa: PLC0415
+        import gzip  # noqa: PLC0415
+        import lzma  # noqa: PLC0415
+
+        if not compression:
+            source = open(path, "rb")
+        elif isinstance(compression, str):
+            source = {"gzip": gzip.open, "xz": lzma.open, "bzip2": bz2.open}[compression](path, "rb")
+        else:
+            source = compression.open(path, "rb")
+        with source:
+            stream = _TarStream(source, budget, what)
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as archive:
+                try:
+                    applier.apply(archive, label)
+                except VoltError as exc:
+                    if f"limit of {applier.max_bytes} bytes" not in exc.msg:
+                        raise
+                    # The applier's own cap is max_size: say which option to raise.
+                    message = f"{exc.msg}: the image exceeds max_size ({budget.text})"
+                    raise VoltError(message, **dict(exc.details, max_size=applier.max_bytes)) from None
+                stream.finish(archive)
 
     def _download(self, wanted: dict) -> str:
         """Stream the URL into the blob store while hashing; keep it only if the digest matches."""
@@ -339,8 +480,9 @@ class ImageManager:
         from ansible.module_utils.urls import open_url  # noqa: PLC0415
 
         digest = wanted.get("digest")
-        if digest and os.path.exists(self.store.blob(digest)):
-            return self.store.blob(digest)  # already downloaded (e.g. by an earlier, failed run)
+        cached = self.store.verified_blob(digest) if digest else None
+        if cached:
+            return cached  # already downloaded (e.g. by an earlier, failed run), and still intact
         fd, temporary = self.store.new_blob()
         sha, received, expected = hashlib.sha256(), 0, None
         try:
@@ -348,9 +490,15 @@ class ImageManager:
                 response = open_url(wanted["url"], validate_certs=self.params["validate_certs"], timeout=60)
                 expected = response.headers.get("Content-Length")
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    received += len(chunk)
+                    if received > self.max_size:
+                        raise VoltError(
+                            f"{wanted['url']} is bigger than max_size ({self.max_size} bytes): the image "
+                            "exceeds max_size",
+                            url=wanted["url"],
+                        )
                     sha.update(chunk)
                     target.write(chunk)
-                    received += len(chunk)
             if expected is not None and int(expected) != received:
                 raise VoltError(f"download of {wanted['url']} is truncated: {received} of {expected} bytes")
             actual = f"sha256:{sha.hexdigest()}"
@@ -413,8 +561,8 @@ class _LayerFetcher:
             self._results.put((descriptor, blob, cached, time.monotonic() - begin, None))
 
     def _ensure(self, descriptor: dict) -> tuple[str, bool]:
-        blob = self.store.blob(descriptor["digest"])
-        if os.path.exists(blob):
+        blob = self.store.verified_blob(descriptor["digest"])
+        if blob:
             return blob, True
         fd, temporary = self.store.new_blob()
         try:

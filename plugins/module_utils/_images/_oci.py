@@ -4,6 +4,11 @@
 """A daemonless OCI registry client (distribution spec): resolve a reference to a manifest for
 this platform, and fetch blobs with their sha256 verified while streaming.
 
+Everything a registry sends is checked before use: documents must be JSON objects of a known
+media type, descriptors mappings with a sha256 digest and a whole-number size. Redirects are
+followed by hand, so credentials only ever go to the registry's own origin (registries send
+blobs to CDN hosts) and HTTPS never turns into plain HTTP.
+
 Written on Ansible's own HTTP helper (ansible.module_utils.urls) so that the managed node needs
 nothing beyond the standard library; no registry client library fits that constraint.
 """
@@ -16,8 +21,10 @@ import json
 import os
 import platform
 import re
+from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import check_digest
 
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -29,6 +36,9 @@ MANIFEST_TYPES = (
 )
 DOCKER_HUB = "registry-1.docker.io"
 _CHUNK = 1024 * 1024
+_MANIFEST_MAX = 16 * 1024 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 10  # as many as Docker follows
 _MACHINES = {
     "x86_64": ("amd64", ""),
     "aarch64": ("arm64", ""),
@@ -85,6 +95,48 @@ def parse_platform(text: str | None) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
 
 
+class _Failure(Exception):
+    """An HTTP error and the URL (after redirects) that answered it."""
+
+    def __init__(self, url: str, error: Exception) -> None:
+        super().__init__(str(error))
+        self.url, self.error, self.status = url, error, getattr(error, "code", None)
+
+    def volt_error(self, method: str) -> VoltError:
+        if self.status is not None:
+            return VoltError(
+                f"{method} {self.url} answered {self.status}: {self.error}", url=self.url, status=self.status
+            )
+        return VoltError(f"{method} {self.url} failed: {self.error}", url=self.url)
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of url, the default port filled in: where credentials may go."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise VoltError(f"URL {url!r} has an invalid port") from None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or (443 if parts.scheme == "https" else 80)
+
+
+def redirect_target(url: str, location: str | None, status: int) -> str:
+    """The absolute URL a redirect points at; VoltError for what may not be followed."""
+    if not location:
+        raise VoltError(f"{url} answered {status} without a Location", url=url)
+    target = urljoin(url, location.strip())
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise VoltError(f"{url} redirects to {target!r}: only http and https are followed", url=target)
+    if urlsplit(url).scheme.lower() == "https" and scheme == "http":
+        raise VoltError(
+            f"{url} redirects to {target}, plain HTTP: refusing to leave HTTPS (a registry that "
+            "redirects to plain HTTP can be read and changed on the way)",
+            url=target,
+        )
+    return target
+
+
 class Registry:
     def __init__(
         self,
@@ -107,32 +159,49 @@ class Registry:
         self.requests = 0
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def _open(self, url: str, headers: dict | None = None, method: str = "GET"):
+    def _follow(self, url: str, headers: dict, method: str, authorization: str | None, trusted: tuple):
+        """Open url, following redirects by hand: authorization goes only to the trusted origin,
+        and an https URL never leads to http. _Failure for HTTP errors and unreachable hosts."""
         from ansible.module_utils.urls import open_url  # noqa: PLC0415 - only pulls need it
 
-        headers = dict(headers or {})
-        for attempt in range(2):
-            if self._authorization:
-                headers["Authorization"] = self._authorization
+        for _hop in range(_MAX_REDIRECTS + 1):
+            sent = dict(headers)
+            if authorization and origin(url) == trusted:
+                sent["Authorization"] = authorization
             self.requests += 1
             try:
                 return open_url(
                     url,
-                    headers=headers,
+                    headers=sent,
                     method=method,
                     validate_certs=self.validate_certs,
                     ca_path=self.ca_path,
                     timeout=60,
-                    follow_redirects="all",
+                    follow_redirects="none",
                 )
             except Exception as exc:  # urllib's HTTPError carries the status and headers
                 status = getattr(exc, "code", None)
-                if status == 401 and attempt == 0:
-                    self._authenticate(exc.headers.get("WWW-Authenticate", ""))
+                if status not in _REDIRECTS:
+                    raise _Failure(url, exc) from None
+                location = exc.headers.get("Location") if getattr(exc, "headers", None) else None
+                exc.close()
+                url = redirect_target(url, location, status)
+                if status == 303:
+                    method = "GET"
+        raise VoltError(f"{method} {url}: more than {_MAX_REDIRECTS} redirects", url=url)
+
+    def _open(self, url: str, headers: dict | None = None, method: str = "GET"):
+        headers = dict(headers or {})
+        registry = origin(self.base)  # read each time: the manager may fall back to plain HTTP
+        for attempt in range(2):
+            try:
+                return self._follow(url, headers, method, self._authorization, registry)
+            except _Failure as failure:
+                # Only the registry itself may ask for credentials, never a host it redirected to.
+                if failure.status == 401 and attempt == 0 and origin(failure.url) == registry:
+                    self._authenticate(failure.error.headers.get("WWW-Authenticate", ""))
                     continue
-                if status is not None:
-                    raise VoltError(f"{method} {url} answered {status}: {exc}", url=url, status=status) from None
-                raise VoltError(f"{method} {url} failed: {exc}", url=url) from None
+                raise failure.volt_error(method) from None
         raise VoltError(f"{url}: still unauthorized after authenticating", url=url)
 
     def _basic(self) -> str:
@@ -151,38 +220,47 @@ class Registry:
         params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
         if "realm" not in params:
             raise VoltError(f"{self.reference.registry}: bearer challenge without realm: {challenge!r}")
+        realm = params["realm"]
+        realm_scheme = urlsplit(realm).scheme.lower()
+        if realm_scheme not in ("http", "https") or (realm_scheme == "http" and self.base.startswith("https:")):
+            raise VoltError(
+                f"{self.reference.registry} asks for a token from {realm!r}: only an https realm (or an http "
+                "one for a plain-HTTP registry) gets the request"
+            )
         from urllib.parse import urlencode  # noqa: PLC0415
 
         query = {key: params[key] for key in ("service", "scope") if key in params}
         query.setdefault("scope", f"repository:{self.reference.repository}:pull")
-        headers = {"Authorization": self._basic()} if self.username is not None else {}
         self._authorization = None
-        response = self._open_token(f"{params['realm']}?{urlencode(query)}", headers)
+        response = self._open_token(f"{realm}?{urlencode(query)}")
         token = response.get("token") or response.get("access_token")
-        if not token:
-            raise VoltError(f"{params['realm']} returned no token")
+        if not token or not isinstance(token, str):
+            raise VoltError(f"{realm} returned no token")
         self._authorization = f"Bearer {token}"
 
-    def _open_token(self, url: str, headers: dict) -> dict:
-        from ansible.module_utils.urls import open_url  # noqa: PLC0415
-
-        self.requests += 1
+    def _open_token(self, url: str) -> dict:
+        """The token server's answer; the user's credentials go to the realm's origin only."""
+        basic = self._basic() if self.username is not None else None
         try:
-            return json.loads(
-                open_url(
-                    url, headers=headers, validate_certs=self.validate_certs, ca_path=self.ca_path, timeout=60
-                ).read()
-            )
-        except Exception as exc:
+            answer = json.loads(self._follow(url, {}, "GET", basic, origin(url)).read())
+        except _Failure as failure:
+            where = failure.url.split("?", maxsplit=1)[0]
+            raise VoltError(f"token request to {where} failed: {failure.error}") from None
+        except ValueError as exc:
             raise VoltError(f"token request to {url.split('?', maxsplit=1)[0]} failed: {exc}") from None
+        if not isinstance(answer, dict):
+            raise VoltError(f"token server {url.split('?', maxsplit=1)[0]} answered {_short(answer)}, not an object")
+        return answer
 
     # -- manifests -----------------------------------------------------------------------------
     def manifest(self, reference: str) -> tuple[dict, str, str]:
         """(parsed manifest, media type, digest of the bytes received) for a tag or digest."""
+        if ":" in reference:  # tags have no ':'
+            check_digest(reference, "manifest digest")
         accept = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
         response = self._open(f"{self.base}/manifests/{reference}", {"Accept": accept})
-        body = response.read(16 * 1024 * 1024 + 1)
-        if len(body) > 16 * 1024 * 1024:
+        body = response.read(_MANIFEST_MAX + 1)
+        if len(body) > _MANIFEST_MAX:
             raise VoltError(f"manifest {reference} is larger than 16 MiB")
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
@@ -191,39 +269,109 @@ class Registry:
             document = json.loads(body)
         except ValueError as exc:
             raise VoltError(f"manifest {reference} is not JSON: {exc}") from None
-        media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+        if not isinstance(document, dict):
+            raise VoltError(f"manifest {reference} of {self.reference} is not a JSON object: {_short(document)}")
+        media_type = document.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0].strip()
         return document, media_type, digest
 
     def resolve(self, wanted_platform: tuple[str, str, str]) -> tuple[dict, str]:
-        """The platform's image manifest and its digest (the image's identity)."""
-        document, media_type, digest = self.manifest(self.reference.digest or self.reference.tag)
-        if media_type in INDEX_TYPES or "manifests" in document:
-            chosen = _choose(document.get("manifests", []), wanted_platform, str(self.reference))
+        """The platform's image manifest, checked, and its digest (the image's identity)."""
+        reference = self.reference.digest or self.reference.tag
+        document, media_type, digest = self.manifest(reference)
+        if _kind(document, media_type, f"{self.reference}") == "index":
+            chosen = _choose(index_entries(document, str(self.reference)), wanted_platform, str(self.reference))
             document, media_type, digest = self.manifest(chosen["digest"])
-        if media_type not in MANIFEST_TYPES and "layers" not in document:
-            raise VoltError(f"{self.reference} resolves to an unsupported manifest type {media_type!r}")
-        return document, digest
+            if _kind(document, media_type, f"{self.reference}@{digest}") != "manifest":
+                raise VoltError(f"{self.reference}: index entry {digest} is not an image manifest")
+        return check_manifest(document, str(self.reference)), digest
 
     # -- blobs ---------------------------------------------------------------------------------
     def fetch_blob(self, descriptor: dict, target_fd: int) -> None:
         """Stream a blob into target_fd, verifying its size and sha256 on the way."""
-        digest, size = descriptor.get("digest", ""), descriptor.get("size")
-        if not digest.startswith("sha256:"):
-            raise VoltError(f"blob digest {digest!r} is not sha256")
+        digest = check_digest(descriptor.get("digest"), "blob digest")
+        size = check_size(descriptor.get("size"), f"blob {digest}")
         response = self._open(f"{self.base}/blobs/{digest}")
         sha, received = hashlib.sha256(), 0
         with os.fdopen(os.dup(target_fd), "wb") as target:
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 received += len(chunk)
-                if size is not None and received > size:
+                if received > size:
                     raise VoltError(f"blob {digest} is larger than the {size} bytes its manifest says")
                 sha.update(chunk)
                 target.write(chunk)
-        if size is not None and received != size:
+        if received != size:
             raise VoltError(f"blob {digest} has {received} bytes, not the {size} its manifest says")
         actual = "sha256:" + sha.hexdigest()
         if actual != digest:
             raise VoltError(f"blob {digest} arrived with digest {actual}: refusing it")
+
+
+# -- checks of what a registry sends ------------------------------------------------------------
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_size(value: object, what: str) -> int:
+    """A descriptor's size: a whole number of bytes (bool is an int in Python, but not a size)."""
+    if type(value) is not int or value < 0:
+        raise VoltError(f"{what} has size {_short(value)}, not a whole number of bytes")
+    return value
+
+
+def check_descriptor(value: object, what: str) -> dict:
+    """A content descriptor: a mapping with a sha256 digest, a size and a string media type."""
+    if not isinstance(value, dict):
+        raise VoltError(f"{what} is {_short(value)}, not a descriptor (a JSON object)")
+    digest = check_digest(value.get("digest"), f"{what} digest")
+    check_size(value.get("size"), f"{what} {digest}")
+    media_type = value.get("mediaType", "")
+    if not isinstance(media_type, str):
+        raise VoltError(f"{what} {digest} has media type {_short(media_type)}, not a string")
+    return value
+
+
+def check_manifest(document: dict, reference: str) -> dict:
+    """An image manifest whose config and layers are well-formed descriptors."""
+    check_descriptor(document.get("config"), f"{reference}: config")
+    layers = document.get("layers")
+    if not isinstance(layers, list):
+        raise VoltError(f"{reference}: the manifest's layers are {_short(layers)}, not a list")
+    for number, layer in enumerate(layers, 1):
+        check_descriptor(layer, f"{reference}: layer {number}")
+    return document
+
+
+def index_entries(document: dict, reference: str) -> list[dict]:
+    """An index's manifests, each a mapping with a sha256 digest and a mapping as platform."""
+    entries = document.get("manifests")
+    if not isinstance(entries, list):
+        raise VoltError(f"{reference}: the index's manifests are {_short(entries)}, not a list")
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise VoltError(f"{reference}: index entry {number} is {_short(entry)}, not a JSON object")
+        check_digest(entry.get("digest"), f"{reference}: index entry {number} digest")
+        if not isinstance(entry.get("platform", {}), dict):
+            raise VoltError(f"{reference}: index entry {number} has platform {_short(entry['platform'])}")
+    return entries
+
+
+def _kind(document: dict, media_type: object, reference: str) -> str:
+    """'index' or 'manifest'; VoltError naming a media type this client does not read."""
+    declared = document.get("mediaType")
+    if declared is not None and declared not in INDEX_TYPES + MANIFEST_TYPES:
+        raise VoltError(f"{reference} has unsupported media type {_short(declared)}")
+    if media_type in INDEX_TYPES:
+        return "index"
+    if media_type in MANIFEST_TYPES:
+        return "manifest"
+    if "manifests" in document:
+        return "index"
+    if "layers" in document:
+        return "manifest"
+    raise VoltError(f"{reference} is neither an image index nor an image manifest (media type {_short(media_type)})")
 
 
 def _choose(manifests: list, wanted: tuple[str, str, str], reference: str) -> dict:
@@ -241,7 +389,7 @@ def _choose(manifests: list, wanted: tuple[str, str, str], reference: str) -> di
     )
     if not chosen:
         offered = sorted(
-            "/".join(filter(None, (m.get("platform", {}).get(k) for k in ("os", "architecture", "variant"))))
+            "/".join(str(v) for v in (m.get("platform", {}).get(k) for k in ("os", "architecture", "variant")) if v)
             for m in manifests
         )
         raise VoltError(f"{reference} has no image for {'/'.join(filter(None, wanted))} (it has: {', '.join(offered)})")

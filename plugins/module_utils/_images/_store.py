@@ -3,11 +3,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The image store: trees both backends run from, content-addressed blobs, and an index.
 
-<data_dir>/images/<image>/           extracted tree (':' '/' '@' in names become '_')
+<data_dir>/images/<image>/           extracted tree (':' '/' '@' in names become %3A %2F %40)
 <data_dir>/images/.index.json        image name -> digest, source, size, created
 <data_dir>/blobs/sha256/<hex>        downloaded tarballs and layers, by digest
 An image is built under a hidden name and swapped in by rename: a failed build leaves the store
-as it was.
+as it was. Digests are checked before they become file names, and a stored blob is hashed again
+before it is used (see verified_blob).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
@@ -22,6 +25,18 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._errors import Vo
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name, validate_name
 
 _CHUNK = 1024 * 1024
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_OTHER_ALGORITHMS_RE = re.compile(r"(sha384|sha512|blake3):[0-9a-f]+")
+
+
+def check_digest(value: object, what: str = "digest") -> str:
+    """value if it is sha256:<64 lower-case hex>, else a VoltError naming it: digests become file
+    names in the blob store, so nothing else may pass."""
+    if isinstance(value, str) and _DIGEST_RE.fullmatch(value):
+        return value
+    if isinstance(value, str) and _OTHER_ALGORITHMS_RE.fullmatch(value):
+        raise VoltError(f"{what} {value!r} uses {value.split(':')[0]}: only sha256 digests are supported")
+    raise VoltError(f"{what} {value!r} is not a digest (sha256:<64 lower-case hex digits>)")
 
 
 def parse_checksum(value: str) -> str:
@@ -71,20 +86,52 @@ class ImageStore:
 
     # -- blobs ---------------------------------------------------------------------------------
     def blob(self, digest: str) -> str:
-        return os.path.join(self.blobs, digest.split(":", 1)[1])
+        return os.path.join(self.blobs, check_digest(digest).split(":", 1)[1])
+
+    def verified_blob(self, digest: str) -> str | None:
+        """The stored blob for digest after hashing it again, or None (a blob that does not match
+        is removed). Why hash again: the blob directory is a cache any process of this user can
+        write, and a file cut short by a crash has the right name but not the right content; one
+        sequential read costs far less than unpacking a wrong layer."""
+        path = self.blob(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # NONBLOCK: a FIFO must not hang us
+        except OSError:
+            if os.path.islink(path):
+                os.unlink(path)  # the store writes no symlinks
+            return None
+        sha = hashlib.sha256()
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                sha.update(chunk)
+        if f"sha256:{sha.hexdigest()}" == digest:
+            return path
+        os.unlink(path)
+        return None
+
+    def _private(self) -> None:
+        """The data directory is private (0700): images hold setuid programs and other things
+        other local users must not reach."""
+        _store.private_dir(self.data_dir)
 
     def new_blob(self) -> tuple[int, str]:
         """A temporary file next to the blobs, to be filled, verified and put in place."""
+        self._private()
         os.makedirs(self.blobs, exist_ok=True)
         return tempfile.mkstemp(prefix=".incoming-", dir=self.blobs)
 
     def keep_blob(self, temporary: str, digest: str) -> str:
+        """Put a verified temporary file in place as the blob of digest."""
+        final = self.blob(digest)
         os.chmod(temporary, 0o644)
-        os.rename(temporary, self.blob(digest))
-        return self.blob(digest)
+        os.rename(temporary, final)
+        return final
 
     # -- trees ---------------------------------------------------------------------------------
     def staging(self, name: str) -> str:
+        self._private()
         os.makedirs(self.images, exist_ok=True)
         path = tempfile.mkdtemp(prefix=f".{image_dir_name(name)}.building-", dir=self.images)
         os.chmod(path, 0o755)

@@ -39,7 +39,7 @@ def test_local_tarball(target, tmp_path):
     tarball.write_bytes(rootfs_tarball())
     image = sequence(target, name="debian:local", path=str(tarball))["image"]
     assert image["digest"] == digest(tarball.read_bytes()) and image["os"] == "Volt tarball"
-    assert image["path"].endswith("/images/debian_local")
+    assert image["path"].endswith("/images/debian%3Alocal")
     assert os.readlink(f"{image['path']}/bin/sh") == "busybox"
     # A different tarball under the same name replaces the image.
     tarball.write_bytes(rootfs_tarball(("./etc/version", b"2\n")))
