@@ -18,12 +18,16 @@ host's containers as JSON (for the volt_containers inventory plugin).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 import sys
+from typing import Iterator
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils import _guest_path
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._guest_path import GuestPathError, Location
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 _CHUNK = 1024 * 1024
@@ -32,22 +36,52 @@ ENTRY_FAILED = 125
 
 
 def guest_file(rootfs: str, path: str, for_writing: bool) -> str:
-    """Host path of the container's `path`, resolved inside rootfs (symlinks never lead out)."""
+    """Host path of the container's `path`, resolved inside rootfs (symlinks never lead out).
+
+    For messages only: the guest can change what a name means at any time, so files are
+    written and read through write_guest_file and read_guest_file, which hold directories open.
+    """
+    with _located(rootfs, path, for_writing) as (location, _status):
+        return os.path.join(rootfs, location.guest.lstrip("/"))
+
+
+@contextlib.contextmanager
+def _located(rootfs: str, path: str, for_writing: bool) -> Iterator[tuple[Location, os.stat_result | None]]:
+    """The open location of the container's `path` and the status of what is there now."""
     if not path.startswith("/"):
         raise VoltError(f"path {path!r} in the container must be absolute")
-    parent = _rootfs.resolve_in_root(rootfs, os.path.dirname(path))
-    if parent is None or not os.path.isdir(parent):
-        raise VoltError(f"directory {os.path.dirname(path)!r} does not exist in the container")
-    target = os.path.join(parent, os.path.basename(path))
-    if os.path.islink(target):
-        target = _rootfs.resolve_in_root(rootfs, path) or ""
-        if not target:
+    root_fd = _guest_path.open_root(rootfs)
+    try:
+        location = _locate(root_fd, path)
+    finally:
+        os.close(root_fd)
+    with location:
+        status = _status(location)
+        if status is None and location.linked:
             raise VoltError(f"{path!r} in the container is a symlink to nothing")
-    if not for_writing and not os.path.isfile(target):
-        raise VoltError(f"file {path!r} does not exist in the container")
-    if for_writing and os.path.isdir(target):
-        raise VoltError(f"{path!r} in the container is a directory")
-    return target
+        if status is None and not for_writing:
+            raise VoltError(f"file {path!r} does not exist in the container")
+        if status is not None and stat.S_ISDIR(status.st_mode):
+            raise VoltError(f"{path!r} in the container is a directory")
+        yield location, status
+
+
+def _locate(root_fd: int, path: str) -> Location:
+    try:
+        return _guest_path.locate(root_fd, path)
+    except GuestPathError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VoltError(f"{path!r} in the container: too many levels of symbolic links") from None
+        if exc.linked:
+            raise VoltError(f"{path!r} in the container is a symlink to nothing") from None
+        raise VoltError(f"directory {os.path.dirname(path)!r} does not exist in the container") from None
+
+
+def _status(location: Location) -> os.stat_result | None:
+    try:
+        return os.stat(location.name or ".", dir_fd=location.dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def container_rootfs(backend, name: str) -> str:
@@ -59,26 +93,51 @@ def container_rootfs(backend, name: str) -> str:
 
 
 def write_guest_file(rootfs: str, path: str, source) -> None:
-    """Copy the binary stream source to the container's path: a new file, renamed into place."""
-    import tempfile  # noqa: PLC0415
+    """Copy the binary stream source to the container's path: a new file, renamed into place.
 
-    target = guest_file(rootfs, path, for_writing=True)
-    fd, temporary = tempfile.mkstemp(prefix=".volt-put-", dir=os.path.dirname(target))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in iter(lambda: source.read(_CHUNK), b""):
-                handle.write(chunk)
-        mode = stat.S_IMODE(os.stat(target).st_mode) if os.path.exists(target) else 0o644
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    The temporary file is made in the directory already open, and renamed within it, so a
+    directory swapped for a symlink meanwhile changes nothing; it keeps an existing file's mode.
+    """
+    with _located(rootfs, path, for_writing=True) as (location, status):
+        mode = stat.S_IMODE(status.st_mode) if status is not None and stat.S_ISREG(status.st_mode) else 0o644
+        temporary, fd = _create_temporary(location.dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in iter(lambda: source.read(_CHUNK), b""):
+                    handle.write(chunk)
+                os.fchmod(handle.fileno(), mode)
+            os.replace(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=location.dir_fd)
+            raise
+
+
+def _create_temporary(dir_fd: int) -> tuple[str, int]:
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _attempt in range(100):
+        name = ".volt-put-" + os.urandom(6).hex()
+        try:
+            return name, os.open(name, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise VoltError("no unused temporary file name in the container's directory")
 
 
 def read_guest_file(rootfs: str, path: str, sink) -> None:
-    with open(guest_file(rootfs, path, for_writing=False), "rb") as handle:
+    """Copy the container's regular file at path to the binary stream sink."""
+    with _located(rootfs, path, for_writing=False) as (location, _status):
+        try:
+            fd = _guest_path.open_regular(location)
+        except IsADirectoryError:
+            raise VoltError(f"{path!r} in the container is a directory") from None
+        except FileNotFoundError:
+            raise VoltError(f"file {path!r} does not exist in the container") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EINVAL):
+                raise
+            raise VoltError(f"{path!r} in the container is not a regular file") from None
+    with os.fdopen(fd, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             sink.write(chunk)
 
