@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.armoredgate.volt.plugins.module_utils import _systemd_syntax
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
 TEMPLATE_NAME = "volt-container@.service"
 RECORD_PREFIX = "# volt-record: "
 
@@ -65,77 +68,99 @@ def unit_name(name: str) -> str:
 
 
 def quote(arg: str) -> str:
-    """Quote one argument for a .nspawn Parameters= line.
-
-    systemd splits that line like a shell but keeps backslashes literally (no escapes), so a
-    word is built from double-quoted runs, with each '"' in a single-quoted run of its own;
-    adjacent runs join into one word. A newline cannot be expressed at all.
-    """
-    if arg and all(char.isalnum() or char in "/._-+=:,@%" for char in arg):
-        return arg
-    return "".join("'\"'" if part == '"' else f'"{part}"' for part in _split_quotes(arg)) or '""'
+    """One argument as a word of a .nspawn Parameters= line (see _systemd_syntax)."""
+    return _systemd_syntax.assignment("nspawn", "Parameters", [arg], "command argument")[len("Parameters=") :]
 
 
-def _split_quotes(arg: str) -> list[str]:
-    parts: list[str] = []
-    for char in arg:
-        if char == '"' or not parts or parts[-1] == '"':
-            parts.append(char)
-        else:
-            parts[-1] += char
-    return parts
-
-
-def render_nspawn(config: dict, record: dict) -> str:
-    """The container's /etc/systemd/nspawn/<name>.nspawn; its first line holds the Volt record."""
-    lines = [RECORD_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":")), "[Exec]"]
-    if config.get("boot"):
-        lines.append("Boot=yes")
-    else:
-        lines.append("ProcessTwo=yes")  # a stub init as PID 1 reaps zombies and forwards signals
-        # nspawn's default for a non-booted container is SIGKILL; stop gracefully, as proot does.
-        lines.append("KillSignal=SIGTERM")
-    command = config.get("command") or record.get("entrypoint")
-    if command:
-        lines.append("Parameters=" + " ".join(quote(arg) for arg in command))
+def _environment(record: dict, config: dict, secrets: dict) -> list[str]:
+    """Environment= lines: env, then secret_env (which wins; the file is 0600)."""
     env = {"CONTAINER_NAME": record.get("name", ""), **(config.get("env") or {})}
+    lines = []
     for key, value in sorted(env.items()):
-        lines.append(f"Environment={key}={value}")
+        lines.append(_systemd_syntax.assignment("nspawn", "Environment", (key, value), f"env {key}"))
+    for key, value in sorted(secrets.items()):
+        lines.append(_systemd_syntax.assignment("nspawn", "Environment", (key, value), f"secret_env {key}", True))
+    return lines
+
+
+def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> str:
+    """The container's /etc/systemd/nspawn/<name>.nspawn; its first line holds the Volt record.
+
+    Every value goes through _systemd_syntax.assignment(), which refuses what systemd could not
+    read back exactly; the record is ASCII JSON (json.dumps escapes control characters).
+    """
+
+    def line(setting: str, value: object, option: str) -> str:
+        return _systemd_syntax.assignment("nspawn", setting, value, option)
+
+    lines = [_systemd_syntax.comment(RECORD_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":")))]
+    lines.append("[Exec]")
+    if config.get("boot"):
+        lines.append(line("Boot", "yes", "boot"))
+    else:
+        # a stub init as PID 1 reaps zombies and forwards signals
+        lines.append(line("ProcessTwo", "yes", "boot"))
+        # nspawn's default for a non-booted container is SIGKILL; stop gracefully, as proot does.
+        lines.append(line("KillSignal", "SIGTERM", "boot"))
+    if config.get("command"):
+        lines.append(line("Parameters", list(config["command"]), "command"))
+    elif record.get("entrypoint"):
+        lines.append(line("Parameters", list(record["entrypoint"]), "the image's entrypoint"))
+    lines += _environment(record, config, secrets or {})
     if config.get("workdir") and config["workdir"] != "/":
-        lines.append(f"WorkingDirectory={config['workdir']}")
+        lines.append(line("WorkingDirectory", config["workdir"], "workdir"))
     binds = config.get("volumes") or []
     if binds:
         lines.append("[Files]")
         for volume in binds:
-            host, guest, *mode = volume.split(":")
-            lines.append(f"{'BindReadOnly' if mode == ['ro'] else 'Bind'}={host}:{guest}")
+            host, guest, mode = _volume_parts(volume)
+            lines.append(line("BindReadOnly" if mode == "ro" else "Bind", (host, guest), "volume"))
     lines.append("[Network]")
     network = config.get("network") or "host"
     if network == "host":
-        lines.append("VirtualEthernet=no")
+        lines.append(line("VirtualEthernet", "no", "network"))
     elif network == "none":
-        lines.append("Private=yes")
+        lines.append(line("Private", "yes", "network"))
     else:
-        lines.append(f"Bridge={network}")
+        lines.append(line("Bridge", network, "network"))
     for port in config.get("ports") or []:
-        lines.append(f"Port=tcp:{port}")
+        lines.append(line("Port", f"tcp:{port}", "port"))
     return "\n".join(lines) + "\n"
 
 
+def _volume_parts(volume: str) -> tuple[str, str, str]:
+    """HOST:CONTAINER[:ro|rw] as the options normalise it (neither path holds a ':')."""
+    parts = volume.split(":")
+    mode = parts.pop() if len(parts) == 3 and parts[2] in ("ro", "rw") else "rw"
+    if len(parts) != 2:
+        raise VoltError(f"volume {volume!r} must look like /host/path:/container/path[:ro|rw]")
+    return parts[0], parts[1], mode
+
+
 def parse_record(text: str) -> dict | None:
-    """The Volt record from the first line of a .nspawn file, or None if Volt did not write it."""
+    """The Volt record from the first line of a .nspawn file, or None if Volt did not write it.
+
+    ValueError if the line is Volt's but does not hold a JSON mapping.
+    """
     first = text.split("\n", 1)[0]
     if not first.startswith(RECORD_PREFIX):
         return None
-    return json.loads(first[len(RECORD_PREFIX) :])
+    record = json.loads(first[len(RECORD_PREFIX) :])
+    if not isinstance(record, dict):
+        raise ValueError(f"the record is a JSON {type(record).__name__}, not a mapping")
+    return record
 
 
 def render_dropin(config: dict, rootfs: str) -> str:
     """Per-container unit settings: where the rootfs is, limits and the restart policy."""
-    lines = ["# Managed by armoredgate.volt", "[Service]", f'Environment="VOLT_ROOTFS={rootfs}"']
+
+    def line(setting: str, value: object, option: str) -> str:
+        return _systemd_syntax.assignment("unit", setting, value, option)
+
+    lines = ["# Managed by armoredgate.volt", "[Service]", line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir")]
     if config.get("memory"):
-        lines.append(f"MemoryMax={config['memory']}")
+        lines.append(line("MemoryMax", config["memory"], "memory"))
     if config.get("cpus"):
-        lines.append(f"CPUQuota={round(config['cpus'] * 100)}%")
-    lines.append(f"Restart={config.get('restart_policy') or 'no'}")
+        lines.append(line("CPUQuota", round(config["cpus"] * 100), "cpus"))
+    lines.append(line("Restart", config.get("restart_policy") or "no", "restart_policy"))
     return "\n".join(lines) + "\n"

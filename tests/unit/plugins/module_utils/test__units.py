@@ -36,7 +36,7 @@ def test_nspawn_settings_for_a_command_container():
         "ProcessTwo=yes",
         "KillSignal=SIGTERM",
         'Parameters=/bin/sh -c "echo "\'"\'"hi there"\'"\'"; sleep 5"',
-        "Environment=A=x y",
+        'Environment="A=x y"',  # one word: systemd splits this setting on whitespace
         "Environment=B=2",
         "Environment=CONTAINER_NAME=web",
         "WorkingDirectory=/srv",
