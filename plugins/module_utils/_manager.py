@@ -53,6 +53,10 @@ class ContainerManager:
         self.params = params
         self.check_mode = check_mode
         self.desired = _options.desired_config(params, backend.name, warn)
+        # Clear secret_env values stay here; the config (stored, compared, returned) gets digests.
+        self.secrets = self.desired.get("secret_env")
+        if self.secrets is not None:
+            self.desired["secret_env"] = backend.secret_digests(self.secrets, create_key=False)
         digest = backend.image_digest(self.desired["image"]) if "image" in self.desired else None
         if digest:
             self.desired["image_digest"] = digest
@@ -81,6 +85,8 @@ class ContainerManager:
         config = _options.effective_config(_options.merged(base, self.desired), self.backend.name)
         if actions:  # refuse what the backend cannot do before changing anything
             self.backend.check_config(self.params["name"], config, actions)
+            if self.secrets and "create" in actions:
+                self.backend.check_secrets(self.secrets)
         return current, drift, actions, config
 
     def run(self) -> dict:
@@ -91,6 +97,8 @@ class ContainerManager:
             # Only a run that changes something takes the lock (a no-op writes nothing, not even a
             # lock file); under it, plan again, since another run may have acted meanwhile.
             with self.backend.lock(name):
+                if self.secrets is not None:  # the data dir's key is made by the first run that acts
+                    self.desired["secret_env"] = self.backend.secret_digests(self.secrets, create_key=True)
                 current, drift, actions, config = self._plan()
                 if actions:
                     self._act(actions, config)
@@ -119,16 +127,25 @@ class ContainerManager:
             if "create" in actions and self.backend.inspect(self.params["name"]) is not None:
                 # All or nothing: a container created by this run that then failed to start goes.
                 self.backend.remove(self.params["name"], self.params["stop_timeout"])
+                self.backend.remove_secrets(self.params["name"])
             raise
 
     def _run_actions(self, actions: list[str], config: dict) -> None:
         name = self.params["name"]
         timeout = self.params["stop_timeout"]
+        # A container made again without secret_env in the task keeps the values it had.
+        secrets = self.secrets if self.secrets is not None else self.backend.read_secrets(name)
         for action in actions:
             if action == "remove":
                 self.backend.remove(name, timeout)
+                self.backend.remove_secrets(name)
             elif action == "create":
-                self.backend.create(name, config)
+                self.backend.write_secrets(name, secrets)  # first: the systemd backend renders them
+                try:
+                    self.backend.create(name, config)
+                except BaseException:
+                    self.backend.remove_secrets(name)
+                    raise
             elif action == "start":
                 self.backend.start(name)
             elif action == "stop":

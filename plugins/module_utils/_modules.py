@@ -10,7 +10,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._manager import ContainerManager
 from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
-from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, validate_name
 
 BACKEND_OPTIONS = ("backend", "data_dir", "proot_path")
 
@@ -94,6 +94,7 @@ def image_module_spec() -> dict:
         "validate_checksum": {"type": "bool", "default": True},
         "validate_certs": {"type": "bool", "default": True},
         "force": {"type": "bool", "default": False},
+        "max_size": {"type": "raw", "default": "32G"},
         "data_dir": {"type": "path"},
     }
     return {
@@ -113,7 +114,8 @@ def run_image(module) -> None:
     )
 
     try:
-        manager = ImageManager(module, Runner(module), module.params["data_dir"] or default_data_dir())
+        data_dir = absolute_path(module.params["data_dir"], "data_dir") if module.params["data_dir"] else None
+        manager = ImageManager(module, Runner(module), data_dir or default_data_dir())
         result = manager.run()
     except VoltError as exc:
         _fail(module, exc)

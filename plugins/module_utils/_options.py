@@ -10,6 +10,7 @@ has, as community.docker does. `recreate: true` forces a new container anyway.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable
 
@@ -36,10 +37,15 @@ def _image(value: object) -> str:
 def _command(value: object) -> list[str]:
     import shlex  # noqa: PLC0415 - only needed when a command is given as a string
 
-    argv = shlex.split(value) if isinstance(value, str) else value
+    try:
+        argv = shlex.split(value) if isinstance(value, str) else value
+    except ValueError as exc:  # an unclosed quote
+        raise VoltError(f"command {value!r} cannot be split into arguments: {exc}") from None
     if not isinstance(argv, list) or not argv or not all(isinstance(arg, (str, int, float)) for arg in argv):
         raise VoltError(f"command must be a non-empty string or list of strings, got {value!r}")
     argv = [str(arg) for arg in argv]
+    if any("\0" in arg for arg in argv):
+        raise VoltError(f"command arguments cannot contain NUL characters: {argv!r}")
     if argv[0].startswith("-"):
         raise VoltError(f"command must start with a program, not an option: {argv[0]!r}")
     return argv
@@ -53,6 +59,10 @@ def _env(value: object) -> dict[str, str]:
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             # yes/no/true become booleans in YAML; guessing their spelling would surprise someone.
             raise VoltError(f"env value for {key} must be a string or number, got {item!r}; quote it")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise VoltError(f"env value for {key} must be a finite number, got {item!r}")
+        if "\0" in str(item):
+            raise VoltError(f"env value for {key} cannot contain a NUL character: {str(item)!r}")
         result[key] = str(item)
     return result
 
@@ -90,8 +100,19 @@ def _memory(value: object) -> int:
     return amount
 
 
+def _ports(values: list) -> list[str]:
+    ports = [_port(item) for item in values]
+    seen: dict[str, str] = {}
+    for given, port in zip(values, ports):
+        host = port.split(":")[0]
+        if host in seen:
+            raise VoltError(f"ports {seen[host]!r} and {given!r} both publish host port {host}")
+        seen[host] = given
+    return ports
+
+
 def _cpus(value: object) -> float:
-    if not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise VoltError(f"cpus must be a positive number, got {value!r}")
     return float(value)
 
@@ -189,8 +210,10 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("rootfs", "path", normalize=lambda v: absolute_path(v, "rootfs")),
     Option("command", "raw", normalize=_command),
     Option("env", "dict", normalize=_env, empty={}),
+    # Stored and compared as keyed digests (see ContainerManager); the values reach only the guest.
+    Option("secret_env", "dict", normalize=_env, empty={}, no_log=True),
     Option("volumes", "list", elements="str", normalize=lambda v: [_volume(i) for i in v], empty=[]),
-    Option("ports", "list", elements="str", normalize=lambda v: [_port(i) for i in v], empty=[]),
+    Option("ports", "list", elements="str", normalize=_ports, empty=[]),
     Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir"), empty="/"),
     Option("memory", "str", normalize=_memory, backends=SYSTEMD, unsupported="warn", change="restart"),
     Option("cpus", "float", normalize=_cpus, backends=SYSTEMD, unsupported="warn", change="restart"),
@@ -224,13 +247,15 @@ def desired_config(params: dict, backend: str, warn: Callable[[str], None]) -> d
         value = params.get(option.name)
         if value is None:
             continue
+        if option.normalize:
+            value = option.normalize(value)  # bad values fail everywhere, enforced or not
         if backend not in option.backends:
             if option.unsupported == "warn":
                 warn(f"{option.name} is not enforced by the {backend} backend and is ignored")
                 continue
             supported = ", ".join(sorted(option.backends))
             raise VoltError(f"{option.name} is not supported by the {backend} backend (supported by: {supported})")
-        desired[option.name] = option.normalize(value) if option.normalize else value
+        desired[option.name] = value
     return desired
 
 

@@ -149,7 +149,7 @@ def daemonize(argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/
                 os._exit(0)
             os.chdir(cwd)
             null = os.open(os.devnull, os.O_RDONLY)
-            log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # may hold secrets
             os.dup2(null, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)

@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 
+from ansible_collections.armoredgate.volt.plugins.module_utils import _guest_path
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 # The seed's detection order: an init, nginx in the foreground, an image entrypoint script, python.
@@ -79,17 +80,11 @@ def detect_entrypoint(root: str) -> list[str] | None:
 def os_release(root: str) -> str | None:
     """PRETTY_NAME from the rootfs's os-release, read from the host (no proot on this path)."""
     for path in ("/etc/os-release", "/usr/lib/os-release"):
-        host_path = resolve_in_root(root, path)
-        if host_path is None:
-            continue
-        try:
-            with open(host_path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    key, _sep, value = line.strip().partition("=")
-                    if key == "PRETTY_NAME":
-                        return value.strip().strip("\"'") or None
-        except OSError:
-            continue
+        text = _guest_path.read_text(root, path, limit=64 * 1024)
+        for line in (text or "").splitlines():
+            key, _sep, value = line.strip().partition("=")
+            if key == "PRETTY_NAME":
+                return value.strip().strip("\"'") or None
     return None
 
 
@@ -122,6 +117,28 @@ def clone_tree(runner, source: str, dest: str) -> None:
         )
 
 
+def sanitize_tree(path: str, strip_setid: bool) -> int:
+    """Remove device nodes from a fresh tree (and, if asked, setuid/setgid bits); returns how
+    many entries were changed.
+
+    A device node chosen by an image author would be open to whoever reaches the tree (proot binds
+    the host's /dev and nspawn makes its own, so containers never need them). Walks without
+    following symlinks; the tree is not yet visible to any guest.
+    """
+    changed = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for filename in filenames:
+            child = os.path.join(dirpath, filename)
+            mode = os.lstat(child).st_mode
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                os.unlink(child)
+                changed += 1
+            elif strip_setid and stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                os.chmod(child, stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+                changed += 1
+    return changed
+
+
 def _make_directories_writable(path: str) -> None:
     os.chmod(path, stat.S_IRWXU)
     for dirpath, dirnames, _files in os.walk(path):  # top-down: fix children before entering them
@@ -142,15 +159,23 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path)
 
 
+# The largest uid/gid Linux accepts ((uid_t)-1 means "no change" to chown and setresuid).
+MAX_ID = 2**32 - 2
+
+
 def resolve_user(root: str, user: str) -> tuple[int, int, str]:
     """(uid, gid, home) of `user` ("name", "uid" or "uid:gid") from the root's /etc/passwd."""
-    uid_text, _sep, gid_text = str(user).partition(":")
-    entries = []
-    passwd = resolve_in_root(root, "/etc/passwd")
-    if passwd:
-        with open(passwd, encoding="utf-8", errors="replace") as handle:
-            entries = [line.rstrip("\n").split(":") for line in handle if line.count(":") >= 6]
+    uid_text, sep, gid_text = str(user).partition(":")
+    for part in (uid_text, gid_text) if sep else (uid_text,):
+        if not part or (part.isdigit() and int(part) > MAX_ID):
+            raise VoltError(f"user {user!r} is not a name, uid or uid:gid (ids are 0-{MAX_ID})", user=user)
+    if sep and not gid_text.isdigit():
+        raise VoltError(f"user {user!r}: the group after ':' must be a numeric gid", user=user)
+    passwd = _guest_path.read_text(root, "/etc/passwd") or ""
+    entries = [line.split(":") for line in passwd.splitlines() if line.count(":") >= 6]
     for fields in entries:
+        if not (fields[2].isdigit() and fields[3].isdigit()):
+            continue  # the guest's file: a broken line is no answer
         if fields[0] == uid_text or (uid_text.isdigit() and fields[2] == uid_text):
             gid = int(gid_text) if gid_text.isdigit() else int(fields[3])
             return int(fields[2]), gid, fields[5] or "/"

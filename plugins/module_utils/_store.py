@@ -20,8 +20,30 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def atomic_write(path: str, data: str, mode: int = 0o644) -> None:
-    """Write data to path via a temporary file and rename, so readers never see half a file."""
+def private_dir(path: str) -> str:
+    """Create path as a directory only its owner can enter (0700), or tighten ours to that.
+
+    Every tree below the data directory holds what images and containers bring (setuid programs,
+    files other users must not reach) or records that may hold secrets: other local users must not
+    get in, whatever the umask. A directory owned by someone else is left alone.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        info = os.stat(path)
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return private_dir(path)
+    return path
+
+
+def atomic_write(path: str, data: str, mode: int = 0o600) -> None:
+    """Write data to path via a temporary file and rename, so readers never see half a file.
+
+    Private (0600) unless asked otherwise: records may hold environment values.
+    """
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
@@ -94,7 +116,7 @@ class Lock:
         self._fd: int | None = None
 
     def __enter__(self) -> Lock:
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        private_dir(os.path.dirname(self.path))
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         while True:
             try:

@@ -41,8 +41,9 @@ options:
     default: started
   image:
     description:
-      - Name of an image in the image store (C(<data_dir>/images/<image>)); C(:) and C(/) in the
-        name map to C(_) in the directory name.
+      - Name of an image in the image store (C(<data_dir>/images/<image>)). A name made of
+        letters, digits, C(_), C(.) and C(-) is its own directory name; in other names C(:), C(/)
+        and C(@) become C(%3A), C(%2F) and C(%40), so no two names share a directory.
       - Needed to create the container unless O(rootfs) is given.
     type: str
   rootfs:
@@ -63,12 +64,30 @@ options:
     description:
       - Environment variables for the container, added to a clean environment (C(HOME=/root),
         a standard C(PATH), C(TERM=xterm), C(CONTAINER_NAME)).
-      - Values must be strings or numbers; quote V(yes), V(true) and friends.
+      - Values must be strings or numbers; quote V(yes), V(true) and friends. NUL characters are
+        refused; the systemd backend also refuses other control characters (its settings files
+        are line based).
+      - Values are stored in private (mode 0600) files and returned in RV(container.config); use
+        O(secret_env) for passwords and tokens.
+    type: dict
+  secret_env:
+    description:
+      - Environment variables that must never be shown, such as passwords and tokens. They are
+        added after O(env) and win over it.
+      - The values are kept only in C(<data_dir>/secrets/<name>.json) (mode 0600, in a 0700
+        directory) and passed to the container when it starts. The container's record, the
+        module's result and C(--diff) carry an HMAC-SHA256 digest of each C(KEY=value) under a
+        key private to the data directory, so a changed value is still seen and recreates the
+        container.
+      - Left out, the container keeps the secrets it has, also when it is recreated for another
+        change.
     type: dict
   volumes:
     description:
       - Host directories or files bound into the container, as C(/host/path:/container/path).
       - A C(:ro) suffix asks for a read-only bind; the proot backend cannot honour it and fails.
+      - The host path must exist when the container starts; unlike Docker, a missing one is not
+        created (a typo must not become an empty directory bound into the container).
     type: list
     elements: str
   ports:
@@ -82,6 +101,7 @@ options:
   workdir:
     description:
       - Working directory of the command inside the container. Defaults to C(/).
+      - It must be a directory in the container's root filesystem when the container starts.
     type: str
   memory:
     description:

@@ -4,6 +4,7 @@ look at the host's real state (processes, files) through the target, not only at
 
 from __future__ import annotations
 
+import base64
 import time
 
 from ..polling import wait_for
@@ -190,3 +191,30 @@ def test_command_arguments_arrive_intact(target, converge):
     out = f"{target.rootfs('words')}/root/args.txt"
     assert wait_for(lambda: target.read(out))
     assert target.read(out).splitlines() == [f"[{word}]" for word in words]
+
+
+def test_secret_env_reaches_the_guest_and_no_record(target, converge):
+    """secret_env on every backend: the payload sees the value; on the host only the private
+    secrets file (and, for systemd, the 0600 .nspawn file nspawn reads it from) holds it."""
+    secret = "s3cret value 'with' spaces, $HOME and 100%"  # nothing JSON escapes: grep finds it
+    command = ["/bin/sh", "-c", 'printf %s "$TOKEN" > /root/token.txt; exec sleep 1000']
+    base = {"name": "vault", "image": "busybox", "command": command}
+    applied = converge(secret_env={"TOKEN": secret}, **base)
+    assert applied["container"]["config"]["secret_env"]["TOKEN"].startswith("hmac-sha256:")
+    rootfs = target.rootfs("vault")
+    assert wait_for(lambda: target.read(f"{rootfs}/root/token.txt") == secret)
+
+    pattern = base64.b64encode(secret.encode()).decode()
+    holders = target.sh(
+        f"printf %s {pattern} | base64 -d > /tmp/volt-secret-pattern;"
+        f" grep -rlF -f /tmp/volt-secret-pattern --exclude-dir=vault {target.data_dir} /etc/systemd 2>/dev/null"
+        " | xargs -r stat -c '%a %n'; rm -f /tmp/volt-secret-pattern"
+    )
+    expected = {f"600 {target.data_dir}/secrets/vault.json"}
+    if target.backend == "systemd":
+        expected.add("600 /etc/systemd/nspawn/vault.nspawn")
+    assert set(holders.split("\n")) - {""} == expected
+    assert target.sh(f"stat -c %a {target.data_dir}/secrets").strip() == "700"
+
+    assert target.volt(name="vault", state="absent")["changed"] is True
+    assert not target.exists(f"{target.data_dir}/secrets/vault.json")

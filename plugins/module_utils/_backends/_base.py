@@ -10,7 +10,11 @@ from abc import ABC, abstractmethod
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
+    absolute_path,
+    image_dir_name,
+    validate_name,
+)
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -72,7 +76,7 @@ class Backend(ABC):
 
     def __init__(self, runner, data_dir: str | None, settings: dict) -> None:
         self.runner = runner
-        self.data_dir = data_dir or default_data_dir()
+        self.data_dir = absolute_path(data_dir, "data_dir") if data_dir else default_data_dir()
         self.settings = settings
 
     def lock(self, name: str) -> _store.Lock:
@@ -111,8 +115,18 @@ class Backend(ABC):
         return source
 
     @staticmethod
-    def check_command(root: str, config: dict) -> None:
-        """Fail unless the configured command names an executable inside the root filesystem."""
+    def check_start(root: str, config: dict) -> None:
+        """Fail before a start that could not do what the config says: a command that is not an
+        executable in the root filesystem, a workdir that is not a directory there, a volume whose
+        host path is missing (it is not created, unlike Docker: a typo must not become an empty bind)."""
+        workdir = config.get("workdir") or "/"
+        resolved = _rootfs.resolve_in_root(root, workdir)
+        if resolved is None or not os.path.isdir(resolved):
+            raise VoltError(f"workdir {workdir!r} is not a directory in the container's root filesystem")
+        for volume in config.get("volumes") or []:
+            host = volume.split(":")[0]
+            if not os.path.exists(host):
+                raise VoltError(f"volume {volume!r}: the host path {host} does not exist", path=host)
         command = config.get("command")
         if not command:
             return
@@ -174,6 +188,72 @@ class Backend(ABC):
         """The host command line and its whole environment that run argv inside the running
         container `name`, in cwd (default: the container's workdir), as user (default: root),
         with the container's env and then env. VoltError when the container is not running."""
+
+    # -- secrets ---------------------------------------------------------------------------------
+    # secret_env values live only in <data_dir>/secrets/<name>.json (0600 in a 0700 directory);
+    # records, results and diffs carry a keyed hash of each, so a change is still seen.
+    def _secrets_dir(self) -> str:
+        return os.path.join(self.data_dir, "secrets")
+
+    def secret_digests(self, values: dict[str, str], create_key: bool) -> dict[str, str]:
+        """HMAC-SHA256 of each KEY=value under this data dir's private key.
+
+        Without a key yet (and create_key False, as in check mode) a throwaway key is used: the
+        digests then match nothing, which is right, since no container can hold one yet.
+        """
+        import hashlib  # noqa: PLC0415 - only secret_env needs these
+        import hmac  # noqa: PLC0415
+
+        key = self._secret_key(create_key)
+        return {
+            name: "hmac-sha256:" + hmac.new(key, f"{name}={value}".encode(), hashlib.sha256).hexdigest()
+            for name, value in sorted(values.items())
+        }
+
+    def _secret_key(self, create: bool) -> bytes:
+        path = os.path.join(self._secrets_dir(), ".key")
+        try:
+            with open(path, "rb") as handle:
+                key = handle.read()
+            if len(key) >= 32:
+                return key
+        except FileNotFoundError:
+            pass
+        key = os.urandom(32)
+        if create:
+            _store.private_dir(self.data_dir)
+            _store.private_dir(self._secrets_dir())
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key)
+        return key
+
+    def check_secrets(self, values: dict[str, str]) -> None:  # noqa: B027 - optional hook
+        """Refuse secret_env values this backend cannot pass (never showing them)."""
+
+    def write_secrets(self, name: str, values: dict[str, str]) -> None:
+        """Keep the clear secret_env values of container name (none: remove the file)."""
+        path = os.path.join(self._secrets_dir(), validate_name(name) + ".json")
+        if not values:
+            self.remove_secrets(name)
+            return
+        _store.private_dir(self.data_dir)
+        _store.private_dir(self._secrets_dir())
+        _store.write_json(path, values)
+
+    def read_secrets(self, name: str) -> dict[str, str]:
+        path = os.path.join(self._secrets_dir(), validate_name(name) + ".json")
+        try:
+            values = _store.read_json(path)
+        except FileNotFoundError:
+            return {}
+        return {str(key): str(value) for key, value in values.items()}
+
+    def remove_secrets(self, name: str) -> None:
+        try:
+            os.unlink(os.path.join(self._secrets_dir(), validate_name(name) + ".json"))
+        except FileNotFoundError:
+            pass
 
     def cannot_enter(self, name: str) -> VoltError:
         """The error for entering a container that does not exist or does not run."""

@@ -119,7 +119,7 @@ class ProotBackend(Backend):
         root = self.source(name, config) if "create" in actions else os.path.join(self._dir(name), "rootfs")
         if "start" in actions:
             self.proot()
-            self.check_command(root, config)
+            self.check_start(root, config)
 
     # -- records -------------------------------------------------------------------------------
     def _read(self, name: str) -> tuple[dict, dict] | None:
@@ -200,9 +200,9 @@ class ProotBackend(Backend):
         containers = os.path.join(self.data_dir, "containers")
         final = self._dir(name)
         source = self.source(name, config)
-        for directory in (containers, os.path.join(self.data_dir, "tmp")):
-            os.makedirs(directory, exist_ok=True)
-        os.chmod(os.path.join(self.data_dir, "tmp"), 0o1777)  # PROOT_TMP_DIR must be writable
+        # Private trees: only this user runs proot here, and nobody else may reach the rootfs.
+        for directory in (self.data_dir, containers, os.path.join(self.data_dir, "tmp")):
+            _store.private_dir(directory)
         if os.path.lexists(final):
             raise VoltError(f"container {name} already exists at {final}", path=final)
         import tempfile  # noqa: PLC0415 - only creating and removing need it; keep no-op runs lean
@@ -210,10 +210,13 @@ class ProotBackend(Backend):
         # Build under a hidden name and rename into place: a failure leaves no half container.
         staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
         try:
-            os.chmod(staging, 0o755)
+            os.chmod(staging, 0o700)
             os.mkdir(os.path.join(staging, "rootfs"), 0o755)
-            os.mkdir(os.path.join(staging, "logs"), 0o755)
+            os.mkdir(os.path.join(staging, "logs"), 0o700)
             _rootfs.clone_tree(self.runner, source, os.path.join(staging, "rootfs"))
+            # proot cannot raise privileges, so setuid/setgid bits do nothing inside; on the host
+            # they would let anyone who reaches the tree run an image's program as its owner.
+            _rootfs.sanitize_tree(os.path.join(staging, "rootfs"), strip_setid=True)
             _store.write_config(
                 os.path.join(staging, "config.yaml"),
                 {
@@ -304,6 +307,7 @@ class ProotBackend(Backend):
             "PROOT_NO_SECCOMP": "1",
         }
         env.update(config.get("env") or {})
+        env.update(self.read_secrets(name))
         return env
 
     def start(self, name: str) -> None:
@@ -324,7 +328,8 @@ class ProotBackend(Backend):
         argv = self.guest_argv(rootfs, options, command)
         log_path = os.path.join(self._dir(name), "logs", "current.log")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log:
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(log_fd, "a", encoding="utf-8") as log:
             log.write(
                 "[volt] Container {} starting at {}\n[volt] proot={}\n[volt] rootfs={}\n[volt] entrypoint={}\n".format(
                     name, _store.utc_now(), argv[0], rootfs, " ".join(command)

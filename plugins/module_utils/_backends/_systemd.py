@@ -25,6 +25,8 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._validate import 
 NSPAWN_DIR = "/etc/systemd/nspawn"
 UNIT_DIR = "/etc/systemd/system"
 DROPIN_NAME = "50-volt.conf"
+# The .nspawn file and the drop-in hold env values (maybe secrets); systemd reads them as root.
+PRIVATE = 0o600
 RUNNING_STATES = ("active", "activating", "reloading")
 _POLL_SECONDS = 0.1
 BRIDGE = "voltbr0"
@@ -61,12 +63,18 @@ class SystemdBackend(Backend):
     # -- files ---------------------------------------------------------------------------------
     @staticmethod
     def _write_if_changed(path: str, content: str, mode: int = 0o644) -> bool:
-        """Write content unless the file already holds exactly it; True if it wrote."""
+        """Write content unless the file already holds exactly it; True if it wrote.
+
+        A file with the right content but another mode (written by an older version) only gets
+        its mode fixed: systemd has nothing new to read.
+        """
         try:
             with open(path, encoding="utf-8") as handle:
                 if handle.read() == content:
+                    if os.stat(handle.fileno()).st_mode & 0o7777 != mode:
+                        os.chmod(path, mode)
                     return False
-        except FileNotFoundError:
+        except (FileNotFoundError, UnicodeDecodeError):
             pass
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         _store.atomic_write(path, content, mode)
@@ -103,6 +111,8 @@ class SystemdBackend(Backend):
                 "(systemd.nspawn settings are one line); run a script file instead"
             )
         root = self.source(name, config) if "create" in actions else self._rootfs(name)
+        if "create" in actions or "update" in actions:
+            self._check_renders(name, config, root)
         if ("create" in actions or "start" in actions) and not os.path.isdir(os.path.join(root, "usr")):
             raise VoltError(
                 f"{root} has no /usr directory: systemd-nspawn refuses to run a tree that does "
@@ -116,14 +126,29 @@ class SystemdBackend(Backend):
                     "armoredgate.volt.systemd_host role installs it)"
                 )
             if not config.get("boot"):
-                self.check_command(root, config)
+                self.check_start(root, config)
+
+    def _check_renders(self, name: str, config: dict, root: str) -> None:
+        """Render both files now, so a value systemd cannot carry is refused (VoltError naming
+        it) before anything is cloned or written, in check mode too."""
+        record = {"name": name, "config": config}
+        if not config.get("command") and not config.get("boot"):
+            record["entrypoint"] = _rootfs.detect_entrypoint(root)
+        _units.render_dropin(config, self._rootfs(name))
+        _units.render_nspawn(config, record)
+
+    def check_secrets(self, values: dict[str, str]) -> None:
+        _units.render_nspawn({}, {"name": "check"}, values)
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, name: str) -> dict | None:
         path = self._settings(name)
         try:
-            with open(path, encoding="utf-8") as handle:
+            # errors="replace": another tool's file need not be UTF-8; Volt's record line is ASCII.
+            with open(path, encoding="utf-8", errors="replace") as handle:
                 text = handle.read()
+        except IsADirectoryError as exc:
+            raise VoltError(f"corrupt record in {path}: {exc}", path=path, corrupt=True) from None
         except FileNotFoundError:
             if os.path.isdir(self._rootfs(name)):
                 raise VoltError(
@@ -137,10 +162,22 @@ class SystemdBackend(Backend):
         except ValueError as exc:
             raise VoltError(f"corrupt record in {path}: {exc}", path=path, corrupt=True) from None
         if record is None:
+            # Not corrupt: force must not remove another tool's file.
             raise VoltError(
-                f"{path} was not written by Volt; refusing to manage container {name}", path=path, corrupt=True
+                f"{path} was not written by Volt; refusing to manage container {name}", path=path, foreign=True
             )
+        if not isinstance(record.get("config", {}), dict):
+            raise VoltError(f"corrupt record in {path}: its config is not a mapping", path=path, corrupt=True)
         return record
+
+    @staticmethod
+    def _written_by_volt(path: str) -> bool:
+        """Whether the .nspawn file starts with Volt's record line (even a damaged one)."""
+        try:
+            with open(path, "rb") as handle:
+                return handle.readline().startswith(_units.RECORD_PREFIX.encode())
+        except OSError:
+            return False
 
     def _unit_state(self, name: str) -> dict:
         _rc, out, _err = self._systemctl(
@@ -204,18 +241,33 @@ class SystemdBackend(Backend):
         )
 
     def list(self) -> list[ContainerRecord]:
+        """Volt's containers; another tool's .nspawn files (no Volt record, or a name Volt
+        would never give) are skipped and left alone, a damaged record is listed as corrupt."""
         try:
-            names = sorted(entry[: -len(".nspawn")] for entry in os.listdir(NSPAWN_DIR) if entry.endswith(".nspawn"))
+            entries = os.listdir(NSPAWN_DIR)
         except FileNotFoundError:
             return []
+        names = sorted(entry[: -len(".nspawn")] for entry in entries if entry.endswith(".nspawn"))
         records = []
         for name in names:
             try:
+                validate_name(name)
+            except VoltError:
+                continue  # not a name Volt gives: another tool's machine
+            try:
                 record = self.inspect(name)
             except VoltError as exc:
-                if "not written by Volt" in exc.msg:
+                if exc.details.get("foreign"):
                     continue  # another tool's machine
-                record = ContainerRecord(name=name, backend=self.name, status="corrupt", config={"error": exc.msg})
+                record = ContainerRecord(
+                    name=name, backend=self.name, status="corrupt", rootfs=self._rootfs(name), config={"error": exc.msg}
+                )
+            except (OSError, ValueError) as exc:
+                # One unreadable or odd file must not hide every other container.
+                error = f"cannot read {self._settings(name)}: {exc}"
+                record = ContainerRecord(
+                    name=name, backend=self.name, status="corrupt", rootfs=self._rootfs(name), config={"error": error}
+                )
             if record is not None and record.rootfs == self._rootfs(name):
                 records.append(record)
         return records
@@ -229,8 +281,11 @@ class SystemdBackend(Backend):
         if not config.get("command") and not config.get("boot"):
             # The same entrypoint detection as proot, done once, when the rootfs is in place.
             record["entrypoint"] = _rootfs.detect_entrypoint(self._rootfs(name))
-        wrote = self._write_if_changed(self._dropin(name), _units.render_dropin(config, self._rootfs(name)))
-        return self._write_if_changed(self._settings(name), _units.render_nspawn(config, record)) or wrote
+        # Render both before writing either: a refused value leaves the files as they were.
+        dropin = _units.render_dropin(config, self._rootfs(name))
+        settings = _units.render_nspawn(config, record, self.read_secrets(name))
+        wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
+        return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
 
     def _apply_enablement(self, name: str, config: dict) -> None:
         self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _units.unit_name(name))
@@ -241,7 +296,8 @@ class SystemdBackend(Backend):
         if os.path.lexists(final):
             raise VoltError(f"container {name} already exists at {final}", path=final)
         containers = os.path.dirname(final)
-        os.makedirs(containers, exist_ok=True)
+        for directory in (self.data_dir, containers):  # nobody but root may reach the trees
+            _store.private_dir(directory)
         import tempfile  # noqa: PLC0415 - only creating and removing need it
 
         staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
@@ -249,6 +305,7 @@ class SystemdBackend(Backend):
         try:
             os.chmod(staging, 0o755)
             _rootfs.clone_tree(self.runner, source, staging)
+            _rootfs.sanitize_tree(staging, strip_setid=False)  # setuid works (and is needed) in nspawn
             self._install_template()
             written = [self._dropin(name), self._settings(name)]
             os.rename(staging, final)
@@ -275,7 +332,7 @@ class SystemdBackend(Backend):
         self.stop(name, stop_timeout)
         self._systemctl("disable", "--quiet", unit, check=False)
         for path in (self._settings(name), self._dropin(name)):
-            if os.path.exists(path):
+            if os.path.exists(path) and (path != self._settings(name) or self._written_by_volt(path)):
                 os.unlink(path)
         dropin_dir = os.path.dirname(self._dropin(name))
         if os.path.isdir(dropin_dir) and not os.listdir(dropin_dir):
@@ -335,13 +392,18 @@ class SystemdBackend(Backend):
         resolved = _rootfs.resolve_in_root(rootfs, directory)
         if resolved is None or not os.path.isdir(resolved):
             raise VoltError(f"directory {directory!r} does not exist in container {name}")
-        # nsenter opens --wd before it changes root: reach the directory through the leader's
-        # root (/proc/PID/root), with symlinks already resolved inside the container.
-        inside = os.path.relpath(resolved, rootfs)
-        wd = f"/proc/{leader}/root" + ("" if inside == "." else "/" + inside)
-        command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd={wd}"]
+        # nsenter opens --wd on the host, before it changes root: a path below the leader's root
+        # would be walked by the host, and a guest swapping a directory on it for a symlink could
+        # send the command (as root) into a host directory. So nsenter only ever opens the root
+        # itself (/proc/PID/root, which the guest cannot swap), and a shell in the container
+        # changes into the directory, resolving symlinks in the guest's own view.
+        command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd=/proc/{leader}/root"]
         if user is not None:
             command += ["--setuid", str(uid), "--setgid", str(gid)]
+        if os.path.relpath(resolved, rootfs) != ".":
+            if not _rootfs.is_executable_file(rootfs, "/bin/sh"):
+                raise VoltError(f"changing into {directory!r} in container {name} needs /bin/sh in it")
+            argv = ["/bin/sh", "-c", 'cd -- "$1" || exit 125; shift; exec "$@"', "volt-exec", directory, *argv]
         environment = {
             "PATH": GUEST_PATH,
             "HOME": home,
@@ -349,6 +411,7 @@ class SystemdBackend(Backend):
             "container": "systemd-nspawn",
             "CONTAINER_NAME": name,
             **(config.get("env") or {}),
+            **self.read_secrets(name),
             **(env or {}),
         }
         return [*command, "--", *argv], environment

@@ -96,6 +96,7 @@ def test_effective_config_fills_empty_values_only():
     assert _options.effective_config({"image": "busybox"}, "proot") == {
         "image": "busybox",
         "env": {},
+        "secret_env": {},
         "volumes": [],
         "ports": [],
         "workdir": "/",
@@ -131,3 +132,33 @@ def test_systemd_defaults_and_how_drift_is_applied():
 def test_bad_network_is_named(bad):
     with pytest.raises(VoltError, match="network"):
         desired(backend="systemd", network=bad)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"command": "sh -c 'unclosed"}, r"command .* cannot be split into arguments: No closing quotation"),
+        ({"command": ["sh", "a\0b"]}, "command arguments cannot contain NUL"),
+        ({"env": {"A": "x\0y"}}, "env value for A cannot contain a NUL"),
+        ({"env": {"A": float("nan")}}, "env value for A must be a finite number"),
+        ({"secret_env": {"TOKEN": "x\0"}}, "env value for TOKEN cannot contain a NUL"),
+        ({"cpus": float("nan")}, "cpus must be a positive number, got nan"),
+        ({"cpus": float("inf")}, "cpus must be a positive number, got inf"),
+        ({"cpus": True}, "cpus must be a positive number, got True"),
+        ({"ports": ["8080:80", "8080:81"]}, "ports '8080:80' and '8080:81' both publish host port 8080"),
+        ({"ports": ["8080", "8080:8080"]}, "both publish host port 8080"),
+        ({"workdir": "/srv\n[Files]"}, "workdir must not contain control characters"),
+        ({"volumes": ["/srv:/srv\nBind=/host"]}, "must not contain control characters"),
+    ],
+)
+def test_hostile_values_are_refused_naming_them(args, message):
+    """Values that once crashed with a traceback or slipped through are refused by name."""
+    with pytest.raises(VoltError, match=message):
+        desired(**args)
+
+
+@pytest.mark.parametrize(("args", "message"), [({"memory": "lots"}, "memory 'lots'"), ({"cpus": -1}, "cpus")])
+def test_unenforced_options_are_still_validated(args, message):
+    """proot ignores memory and cpus with a warning, but a bad value is an error there too."""
+    with pytest.raises(VoltError, match=message):
+        desired(backend="proot", **args)

@@ -3,7 +3,10 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 
 def make_exe(path, text="#!/bin/sh\n"):
@@ -83,3 +86,52 @@ def test_remove_tree_handles_locked_directories(tmp_path):
     _rootfs.remove_tree(str(victim))
     assert not victim.exists()
     _rootfs.remove_tree(str(victim))  # absent is fine
+
+
+def test_sanitize_removes_device_nodes_and_setid_bits(tmp_path):
+    """An image's device nodes go; setuid/setgid bits go when asked (proot trees), symlinks are
+    never followed (their targets keep their bits)."""
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    (root / "bin").mkdir(parents=True)
+    outside.write_text("host")
+    os.chmod(outside, 0o4755)
+    make_exe(str(root / "bin" / "su"))
+    os.chmod(root / "bin" / "su", 0o4755)
+    make_exe(str(root / "bin" / "wall"))
+    os.chmod(root / "bin" / "wall", 0o2755)
+    os.symlink(str(outside), root / "bin" / "link")
+    os.mknod(root / "kmem", stat.S_IFCHR | 0o666, os.makedev(1, 2))
+    os.mkfifo(root / "fifo")
+    kept = _rootfs.sanitize_tree(str(root), strip_setid=False)
+    assert kept == 1 and not os.path.lexists(root / "kmem")
+    assert stat.S_IMODE(os.stat(root / "bin" / "su").st_mode) == 0o4755
+    assert _rootfs.sanitize_tree(str(root), strip_setid=True) == 2
+    assert stat.S_IMODE(os.stat(root / "bin" / "su").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(root / "bin" / "wall").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o4755
+    assert stat.S_ISFIFO(os.lstat(root / "fifo").st_mode)
+
+
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ("0:abc", "the group after ':' must be a numeric gid"),
+        ("4294967295", "ids are 0-4294967294"),
+        ("0:99999999999", "ids are 0-4294967294"),
+        (":5", "is not a name, uid or uid:gid"),
+        ("5:", "is not a name, uid or uid:gid"),
+    ],
+)
+def test_bad_users_are_refused(tmp_path, user, message):
+    with pytest.raises(VoltError, match=message):
+        _rootfs.resolve_user(str(tmp_path), user)
+
+
+def test_a_hostile_passwd_is_no_answer(tmp_path):
+    """Non-numeric ids in the guest's /etc/passwd are skipped, not a traceback."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "passwd").write_text("evil:x:abc:0::/:/bin/sh\nok:x:7:8::/home/ok:/bin/sh\n")
+    assert _rootfs.resolve_user(str(tmp_path), "ok") == (7, 8, "/home/ok")
+    with pytest.raises(VoltError, match="not in the container's /etc/passwd"):
+        _rootfs.resolve_user(str(tmp_path), "evil")

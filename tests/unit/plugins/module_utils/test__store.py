@@ -63,3 +63,25 @@ def test_lock_excludes_another_process(tmp_path):
         waited = time.monotonic() - begin
     holder.join()
     assert waited > 0.2
+
+
+def test_records_are_private(tmp_path):
+    """Records may hold environment values: 0600 whatever the umask."""
+    old = os.umask(0)
+    try:
+        path = str(tmp_path / "config.yaml")
+        _store.write_config(path, {"options": {"env": {"TOKEN": "x"}}})
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_private_dir_creates_and_tightens(tmp_path):
+    fresh = tmp_path / "a" / "data"
+    assert _store.private_dir(str(fresh)) == str(fresh)
+    assert os.stat(fresh).st_mode & 0o777 == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    os.chmod(loose, 0o755)
+    _store.private_dir(str(loose))
+    assert os.stat(loose).st_mode & 0o777 == 0o700
