@@ -38,6 +38,11 @@ class Execution:
     def _guest_path_exists(self, rootfs: str, workdir: str, path: str) -> bool:
         return _rootfs.resolve_in_root(rootfs, os.path.join(workdir, path)) is not None
 
+    @staticmethod
+    def _is_guest_directory(rootfs: str, path: str) -> bool:
+        resolved = _rootfs.resolve_in_root(rootfs, path)
+        return resolved is not None and os.path.isdir(resolved)
+
     def run(self) -> tuple[dict, str | None]:
         """(result, failure message or None)."""
         params = self.params
@@ -62,6 +67,9 @@ class Execution:
                 return dict(result, stdout_lines=[result["stdout"]], stderr_lines=[]), None
         if record.status != "running":
             raise self.backend.cannot_enter(name)
+        if chdir and not self._is_guest_directory(record.rootfs, chdir):
+            # proot would silently run the command in / instead.
+            raise VoltError(f"chdir {chdir!r} is not a directory in container {name}")
         if self.check_mode:
             return dict(result, changed=True, msg="check mode: the command would run", rc=None), None
         host_argv, environment = self.backend.exec_command(name, argv, cwd=chdir, user=params.get("user"), env=env)
@@ -70,7 +78,12 @@ class Execution:
             stdin += "\n"
         began = datetime.datetime.now()
         rc, out, err, timed_out = self.runner.execute(
-            host_argv, environment, stdin.encode() if stdin is not None else None, timeout or None
+            host_argv,
+            environment,
+            stdin.encode() if stdin is not None else None,
+            timeout or None,
+            # proot waits for every process it traces: the command's own end ends the call.
+            kill_on_exit=self.backend.name == "proot",
         )
         ended = datetime.datetime.now()
         stdout, stderr = _text(out), _text(err)

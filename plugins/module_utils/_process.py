@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from typing import Callable, NamedTuple, Tuple
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
@@ -55,80 +56,228 @@ def session_of(pid: int) -> int | None:
     return int(fields[3]) if fields else None
 
 
-def _process_table() -> list[tuple[int, int, int, int]]:
-    """(pid, ppid, session id, start time) of every live process."""
-    table = []
+Ident = Tuple[int, int]  # (pid, start time): names one process, never a later one with its pid
+
+
+class Proc(NamedTuple):
+    """One live process as /proc showed it at one moment."""
+
+    pid: int
+    ppid: int
+    session: int
+    started: int
+    tracer: int  # TracerPid: proot, for its guests
+    uid: int
+
+    @property
+    def ident(self) -> Ident:
+        return self.pid, self.started
+
+
+def _status(pid: int) -> tuple[int, int] | None:
+    """(TracerPid, real uid) of pid, from /proc/<pid>/status."""
+    tracer = uid = None
+    try:
+        with open("/proc/%d/status" % pid, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("TracerPid:"):
+                    tracer = int(line.split()[1])
+                elif line.startswith("Uid:"):
+                    uid = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (tracer or 0, uid) if uid is not None else None
+
+
+def processes() -> dict[int, Proc]:
+    """Every live (not zombie) process, by pid."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        fields = _stat_fields(int(entry))
-        if fields and fields[0] not in ("Z", "X", "x"):
-            table.append((int(entry), int(fields[1]), int(fields[3]), int(fields[19])))
+        pid = int(entry)
+        fields = _stat_fields(pid)
+        status = _status(pid) if fields and fields[0] not in ("Z", "X", "x") else None
+        if fields and status is not None:
+            table[pid] = Proc(pid, int(fields[1]), int(fields[3]), int(fields[19]), *status)
     return table
 
 
-def tree(root: int, session: int | None = None, since: int | None = None) -> list[int]:
-    """root's descendants, plus members of its session started since root was.
+def cmdline(pid: int) -> list[str] | None:
+    """pid's argv, or None when it cannot be read (gone, or a kernel thread's empty one)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return raw.decode("utf-8", "surrogateescape").split("\0")[:-1] or None
 
-    Guests orphaned by a dead proot lose their parent link but keep the session, so both are
-    searched; the start-time bound keeps a reused session id from matching strangers.
-    """
-    table = _process_table()
+
+def mapped_files(pid: int) -> set[str]:
+    """Paths of the files pid has mapped (its program, its libraries, proot's loader)."""
+    paths = set()
+    try:
+        with open("/proc/%d/maps" % pid, encoding="utf-8", errors="surrogateescape") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(None, 5)
+                if len(fields) == 6 and fields[5].startswith("/"):
+                    paths.add(fields[5])
+    except OSError:
+        pass
+    return paths
+
+
+def _descendants(table: dict[int, Proc], roots: set[int]) -> set[int]:
     children: dict[int, list[int]] = {}
-    for pid, ppid, _sid, _started in table:
-        children.setdefault(ppid, []).append(pid)
-    found = set()
-    if session and since is not None:
-        found = {pid for pid, _ppid, sid, started in table if sid == session and pid != root and started >= since}
-    root_is_ours = any(pid == root and (since is None or started == since) for pid, _ppid, _sid, started in table)
-    stack = [root] if root_is_ours else []  # a reused pid's children are not ours
-    stack += sorted(found)
-    seen = set(stack)
+    for proc in table.values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    found: set[int] = set()
+    stack = list(roots)
     while stack:
         for child in children.get(stack.pop(), []):
-            if child not in seen:
-                seen.add(child)
+            if child not in found:
+                found.add(child)
                 stack.append(child)
-    seen.discard(root)
-    return sorted(seen)
+    return found
 
 
-def _signal(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        try:
+def traced_tree(table: dict[int, Proc], tracer: Ident) -> set[Ident]:
+    """Processes traced by tracer (proot keeps tracing guests that setsid or double-fork away),
+    their descendants and tracer's. Nothing if tracer is not that very process any more."""
+    pid, started = tracer
+    proc = table.get(pid)
+    if proc is None or proc.started != started:
+        return set()
+    members = {p.pid for p in table.values() if p.tracer == pid and p.started >= started}
+    members |= _descendants(table, members | {pid})
+    members.discard(pid)
+    return {table[member].ident for member in members}
+
+
+def tree(root: int, session: int | None = None, since: int | None = None) -> list[int]:
+    """root's descendants and tracees, plus members of its session started since root was.
+
+    The session search is only for a root whose session id cannot have been reused: one the
+    caller started and has not reaped yet (a zombie keeps its pid, hence its session id).
+    """
+    table = processes()
+    found = set()
+    if session and since is not None:
+        found = {p.pid for p in table.values() if p.session == session and p.pid != root and p.started >= since}
+    if root in table and (since is None or table[root].started == since):  # a reused pid's are not ours
+        found |= {pid for pid, _started in traced_tree(table, table[root].ident)}
+    found |= _descendants(table, found)
+    found.discard(root)
+    return sorted(found)
+
+
+def _send(ident: Ident, signum: int) -> None:
+    """Signal the process ident names, never one that reused its pid."""
+    pid, started = ident
+    try:
+        # A pidfd opened before the start-time check pins the very process that was checked.
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        pidfd = None
+    try:
+        if start_time(pid) != started:
+            return
+        if pidfd is not None and hasattr(signal, "pidfd_send_signal"):
+            signal.pidfd_send_signal(pidfd, signum)
+        else:
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+    except (ProcessLookupError, PermissionError):
+        pass
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
-def _wait_gone(pid: int, started: int | None, session: int | None, deadline: float) -> bool:
+def _any_alive(idents: set[Ident]) -> bool:
+    return any(is_alive(pid, started) for pid, started in idents)
+
+
+def end_group(collect: Callable[[], tuple[set[Ident], set[Ident]]], timeout: float) -> str:
+    """End the processes collect() names: (members, roots).
+
+    Members get SIGTERM, then SIGKILL after timeout; roots (proot, which ignores SIGTERM and,
+    killed first, would leave its guests running untraced) are killed only once no member is
+    left. Collection repeats while killing, since members may fork. Returns 'none' if there was
+    nothing to end, else 'terminated' or 'killed'.
+    """
+
+    def live() -> tuple[set[Ident], set[Ident]]:
+        members, roots = collect()
+        return {i for i in members if is_alive(*i)}, {i for i in roots if is_alive(*i)}
+
+    members, roots = live()
+    if not members and not roots:
+        return "none"
+    for ident in members:
+        _send(ident, signal.SIGTERM)
+    signalled = set(members)
+    deadline = time.monotonic() + timeout
     while True:
-        if not is_alive(pid, started) and not tree(pid, session, started):
-            return True
+        if not _any_alive(members | roots):
+            members, roots = live()  # one more look: a member may have forked meanwhile
+            if not members and not roots:
+                return "terminated"
+            for ident in members - signalled:
+                _send(ident, signal.SIGTERM)
+            signalled |= members
         if time.monotonic() >= deadline:
-            return False
+            break
         time.sleep(_POLL_SECONDS)
+    for _attempt in range(100):
+        members, roots = live()
+        if not members and not roots:
+            return "killed"
+        for ident in members or roots:
+            _send(ident, signal.SIGKILL)
+        time.sleep(_POLL_SECONDS)
+    raise VoltError("processes survived SIGKILL: %s" % sorted(pid for pid, _started in members | roots))
 
 
 def terminate_tree(pid: int, started: int | None, session: int | None, timeout: float) -> str:
     """Stop a process tree: SIGTERM to the tree, SIGKILL to whatever is left after timeout.
 
-    The root (proot) ignores SIGTERM and, killed alone, leaves its guests running untraced, so
-    the signals go to every process of the tree. Returns 'terminated' or 'killed'.
+    The root may be proot: it ignores SIGTERM and, killed before its guests, leaves them running
+    untraced, so the root is killed last. Returns 'terminated' or 'killed'.
     """
-    alive = is_alive(pid, started)
-    _signal(tree(pid, session, started) if alive or session else [], signal.SIGTERM)
-    if _wait_gone(pid, started, session, time.monotonic() + timeout):
-        return "terminated"
-    for _attempt in range(50):  # guests may fork while we kill: repeat until none is left
-        victims = tree(pid, session, started)
-        if is_alive(pid, started):
-            victims.append(pid)
-        if not victims:
-            return "killed"
-        _signal(victims, signal.SIGKILL)
+    root_started = started if started is not None else start_time(pid)
+
+    def collect() -> tuple[set[Ident], set[Ident]]:
+        table = processes()
+        members = {table[member].ident for member in tree(pid, session, started) if member in table}
+        root = table.get(pid)
+        if root is None or root.started != root_started:
+            return members, set()
+        if any(proc.tracer == pid for proc in table.values()):
+            return members, {root.ident}  # a tracer goes last, once its tracees are gone
+        return members | {root.ident}, set()
+
+    outcome = end_group(collect, timeout)
+    return "terminated" if outcome == "none" else outcome
+
+
+def children(pid: int) -> list[int] | None:
+    """pid's child processes, or None where the kernel does not list them (CONFIG_PROC_CHILDREN)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid), encoding="ascii") as handle:
+            return [int(child) for child in handle.read().split()]
+    except (OSError, ValueError):
+        return None
+
+
+def kill_tracees(tracer: Ident) -> None:
+    """SIGKILL every process traced by tracer and their descendants (proot's --kill-on-exit)."""
+    for _attempt in range(100):
+        members = traced_tree(processes(), tracer)
+        if not members:
+            return
+        for ident in members:
+            _send(ident, signal.SIGKILL)
         time.sleep(_POLL_SECONDS)
-    raise VoltError("processes of pid %d survived SIGKILL: %s" % (pid, tree(pid, session, started)))
 
 
 def daemonize(argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/") -> int:

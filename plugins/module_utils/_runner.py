@@ -57,12 +57,22 @@ class Runner:
         return rc, out, err
 
     def execute(
-        self, argv: list[str], env: dict[str, str], stdin: bytes | None = None, timeout: float | None = None
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+        kill_on_exit: bool = False,
     ) -> tuple[int, bytes, bytes, bool]:
         """Run argv with exactly env (nothing inherited) in a session of its own; past timeout
-        seconds its whole process tree is ended (SIGTERM, SIGKILL 5 s later). Returns
-        (rc, stdout, stderr, timed_out). run_command has no timeout, hence this method."""
+        seconds its whole process tree is ended (SIGTERM, SIGKILL 5 s later), including the
+        processes it traces (proot's guests, even those that left its session).
+        kill_on_exit (for a proot argv): once proot's own child, the command, has exited, the
+        processes it left behind are killed, as proot's --kill-on-exit does; otherwise proot (and
+        this call) would wait for them. Returns (rc, stdout, stderr, timed_out). run_command has
+        no timeout, hence this method."""
         import subprocess  # noqa: PLC0415
+        import time  # noqa: PLC0415
 
         from ansible_collections.armoredgate.volt.plugins.module_utils import _process  # noqa: PLC0415
 
@@ -80,13 +90,26 @@ class Runner:
         except OSError as exc:
             raise VoltError(f"could not run {argv[0]}: {exc}", cmd=argv) from None
         started = _process.start_time(child.pid)
-        try:
-            out, err = child.communicate(stdin, timeout=timeout)
-            return child.returncode, out, err, False
-        except subprocess.TimeoutExpired:
-            _process.terminate_tree(child.pid, started, child.pid, 5)
-            out, err = child.communicate()
-            return child.returncode, out, err, True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        step = 0.05
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if kill_on_exit and started is not None:
+                wait = step if wait is None else min(wait, step)
+            try:
+                # communicate() may be called again after a timeout; the input is sent only once.
+                out, err = child.communicate(stdin, timeout=wait)
+                return child.returncode, out, err, False
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            step = min(step * 2, 1.0)  # a long command is looked at less and less often
+            if kill_on_exit and started is not None and _process.children(child.pid) == []:
+                _process.kill_tracees((child.pid, started))  # the command has exited: its strays go
+        _process.terminate_tree(child.pid, started, child.pid, 5)
+        out, err = child.communicate()
+        return child.returncode, out, err, True
 
     def which(self, program: str, extra_dirs: list[str] | None = None) -> str | None:
         if self._module is None:

@@ -51,7 +51,12 @@ options:
         by a shell (no pipes, redirections or variables). Mutually exclusive with O(argv).
     type: str
   chdir:
-    description: Absolute directory inside the container to run in. Defaults to the container's C(workdir).
+    description:
+      - Absolute directory inside the container to run in. Defaults to the container's C(workdir).
+      - It must be a directory in the container.
+      - With the systemd backend a directory other than C(/) is entered by C(/bin/sh) inside the
+        container (so a guest cannot redirect the host's C(nsenter) elsewhere); a container
+        without C(/bin/sh) runs commands in C(/) only.
     type: str
   env:
     description: Environment variables for the command, over the container's own.
@@ -92,6 +97,12 @@ options:
 notes:
   - The container's root filesystem must be readable by the user running the module for
     O(creates) and O(removes).
+  - With the proot backend the module returns when the command itself exits. Processes it left
+    running in the background (C(cmd &), daemons that double-fork or call C(setsid)) are killed
+    at that moment, as proot's C(--kill-on-exit) does; start long-running services as the
+    container's command instead.
+  - On O(timeout), every process of the command is ended (SIGTERM, SIGKILL 5 seconds later),
+    including, with proot, those that left its session (proot still traces them).
 seealso:
   - module: armoredgate.volt.volt_container
   - plugin: armoredgate.volt.volt

@@ -102,3 +102,13 @@ def test_clear_failures(target):
     assert cold["failed"] and "container cold is not running (status: created)" in cold["msg"]
     neither = target.volt("volt_exec", name="cold")
     assert neither["failed"] and "argv" in neither["msg"] and "cmd" in neither["msg"]
+
+
+def test_missing_chdir_or_bad_values_fail_by_name(running):
+    """proot used to run the command in / when chdir did not exist; NUL in env crashed."""
+    missing = run(running, cmd="pwd", chdir="/nowhere")
+    assert missing["failed"] and missing["msg"] == "chdir '/nowhere' is not a directory in container box"
+    nul = run(running, cmd="true", env={"A": "x\0y"})
+    assert nul["failed"] and "env value for A cannot contain a NUL" in nul["msg"]
+    control = run(running, cmd="pwd", chdir="/etc\n/x")
+    assert control["failed"] and "chdir must not contain control characters" in control["msg"]

@@ -133,21 +133,150 @@ class ProotBackend(Backend):
                 )
         config = _store.read_config(os.path.join(directory, "config.yaml"))
         state = _store.read_json(os.path.join(directory, "state.json"))
-        return config, state
+        problem = self._record_problem(config, state)
+        if problem:
+            record, what = problem
+            path = os.path.join(directory, record)
+            raise VoltError(f"corrupt container {name}: {record}: {what}", path=path, corrupt=True)
+        # The directory names the container: a record's own name (and the rootfs derived from it)
+        # must never point the proofs below at another container's processes.
+        return config, dict(state, name=name)
+
+    @staticmethod
+    def _record_problem(config: dict, state: dict) -> tuple[str, str] | None:
+        """(record, what is wrong) for values that would break reading or signalling, else None."""
+        if not isinstance(config.get("options", {}), dict):
+            return "config.yaml", "options is not a mapping"
+        for key in ("pid", "pid_start_time", "session"):
+            value = state.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                return "state.json", f"{key} {value!r} is not a process id or start time"
+        for key in ("status", "boot_id", "proot"):
+            if state.get(key) is not None and not isinstance(state[key], str):
+                return "state.json", f"{key} {state[key]!r} is not a string"
+        return None
 
     def _write_state(self, name: str, state: dict) -> None:
         _store.write_json(os.path.join(self._dir(name), "state.json"), state)
 
     def _running(self, state: dict) -> bool:
-        return state.get("status") == "running" and _process.is_alive(
-            state.get("pid"), state.get("pid_start_time"), state.get("boot_id")
-        )
+        return self._proven(state) is not None
 
-    def _stopped_state(self, state: dict) -> dict:
+    def _proven(self, state: dict) -> _process.Ident | None:
+        """The container's proot as (pid, start time), if the record proves it is running: the
+        pid's start time and the boot match the record, and its command line is the recorded
+        proot on this container's rootfs. None otherwise: then nothing may be signalled."""
+        pid, started, proot = state.get("pid"), state.get("pid_start_time"), state.get("proot")
+        if state.get("status") != "running" or not pid or started is None or not proot:
+            return None
+        if state.get("boot_id") != _process.boot_id() or not _process.is_alive(pid, started):
+            return None
+        argv = _process.cmdline(pid)
+        if not argv or argv[0] != proot or not self._on_rootfs(argv, state["name"]):
+            return None
+        return pid, started
+
+    def _on_rootfs(self, argv: list[str], name: str) -> bool:
+        """True if proot's argv runs this container's rootfs (guest_argv passes `-r <rootfs>`
+        before the guest command, so the first -r is proot's own)."""
+        rootfs = os.path.join(self._dir(name), "rootfs")
+        for index, arg in enumerate(argv[1:], 1):
+            if arg in ("-r", "--rootfs"):
+                value = argv[index + 1] if index + 1 < len(argv) else ""
+            elif arg.startswith("--rootfs="):
+                value = arg.split("=", 1)[1]
+            else:
+                continue
+            return value == rootfs or os.path.realpath(value) == os.path.realpath(rootfs)
+        return False
+
+    def _doubt(self, name: str, state: dict) -> str | None:
+        """Why a record that says running cannot be trusted to name the container's processes,
+        or None if it can (its proot has exited, or the pids are of an earlier boot)."""
+        pid, started = state.get("pid"), state.get("pid_start_time")
+        if state.get("boot_id") is not None and state.get("boot_id") != _process.boot_id():
+            return None
+        if started is None:
+            return (
+                f"container {name}: state.json records pid {pid} without its start time (a record of "
+                "the Volt CLI or an older version), so that pid cannot be proven to be the container's: "
+                "treated as stopped, nothing was signalled"
+            )
+        if _process.is_alive(pid, started) and self._proven(state) is None:
+            return (
+                f"container {name}: pid {pid} of state.json is not the recorded proot running this "
+                "container's rootfs: treated as stopped, nothing was signalled"
+            )
+        return None
+
+    def _leftovers(self, name: str, state: dict) -> _process.Ident | None:
+        """(dead proot pid, its start time) of a record proven at its start whose proot is gone:
+        its guests may still run untraced. None when there is nothing to look for."""
+        pid, started = state.get("pid"), state.get("pid_start_time")
+        if state.get("status") != "running" or not pid or started is None:
+            return None
+        if state.get("boot_id") != _process.boot_id() or self._doubt(name, state):
+            return None
+        return None if _process.is_alive(pid, started) else (pid, started)
+
+    def _orphans(self, name: str, table: dict, proot: _process.Ident) -> set[_process.Ident]:
+        """Guests a dead proot left behind: this user's untraced processes, started after that
+        proot, that run a program of this container's rootfs or that proot's loader."""
+        rootfs = os.path.join(self._dir(name), "rootfs")
+        tmp = os.path.join(self.data_dir, "tmp")
+        loader = "prooted-%d-" % proot[0]
+        prefixes = tuple(
+            {rootfs + "/", os.path.realpath(rootfs) + "/"}
+            | {os.path.join(tmp, loader), os.path.join(os.path.realpath(tmp), loader)}
+        )
+        uid, me = os.getuid(), os.getpid()
+        found = set()
+        for proc in table.values():
+            if proc.uid != uid or proc.tracer or proc.started < proot[1] or proc.pid in (me, proot[0]):
+                continue
+            if any(path.startswith(prefixes) for path in _process.mapped_files(proc.pid)):
+                found.add(proc.ident)
+        return found
+
+    def _proots_of(self, name: str) -> set[_process.Ident]:
+        """This user's proot processes running this container's rootfs, found by their command
+        line: for records too broken to name them."""
+        known = set()
+        try:
+            known.add(self.proot())
+        except VoltError:
+            pass
+        uid = os.getuid()
+        found = set()
+        for proc in _process.processes().values():
+            argv = _process.cmdline(proc.pid) if proc.uid == uid else None
+            if argv and (argv[0] in known or os.path.basename(argv[0]) == "proot") and self._on_rootfs(argv, name):
+                found.add(proc.ident)
+        return found
+
+    def _end(self, name: str, proots: set[_process.Ident], dead: _process.Ident | None, timeout: float) -> str:
+        """End the guests of the live proots (traced by them, or their descendants), then the
+        proots, and the untraced guests a dead proot left behind."""
+
+        def collect() -> tuple[set[_process.Ident], set[_process.Ident]]:
+            table = _process.processes()
+            members: set[_process.Ident] = set()
+            for proot in proots:
+                members |= _process.traced_tree(table, proot)
+            if dead is not None:
+                members |= self._orphans(name, table, dead)
+            live = {proot for proot in proots if proot[0] in table and table[proot[0]].started == proot[1]}
+            return members, live
+
+        return _process.end_group(collect, timeout)
+
+    def _stopped_state(self, state: dict, note: str | None = None) -> dict:
         stopped = dict(state, status="stopped", pid=0)
         stopped.pop("pid_start_time", None)
         stopped.pop("session", None)
         stopped["stopped_at"] = _store.utc_now()
+        if note:
+            stopped["note"] = note
         return stopped
 
     def inspect(self, name: str, persist: bool = False) -> ContainerRecord | None:
@@ -156,10 +285,14 @@ class ProotBackend(Backend):
             return None
         config, state = records
         if state.get("status") == "running" and not self._running(state):
-            if persist and state.get("boot_id", "") == _process.boot_id():
+            note = self._doubt(name, state)
+            if note:
+                self.runner.warn(note)
+            leftovers = self._leftovers(name, state)
+            if persist and leftovers:
                 # proot is gone; guests it left behind run untraced, outside their rootfs: end them.
-                _process.terminate_tree(state["pid"], state.get("pid_start_time"), state.get("session"), 0)
-            state = self._stopped_state(state)
+                self._end(name, set(), leftovers, 0)
+            state = self._stopped_state(state, note)
             if persist:
                 self._write_state(name, state)
         rootfs = os.path.join(self._dir(name), "rootfs")
@@ -187,6 +320,10 @@ class ProotBackend(Backend):
         for name in names:
             if name.startswith(".") or not os.path.isdir(os.path.join(containers, name)):
                 continue  # staging and removal directories, stray files
+            try:
+                validate_name(name)
+            except VoltError:
+                continue  # never a container's (lost+found, a user's own directory)
             try:
                 record = self.inspect(name)
             except VoltError as exc:
@@ -253,6 +390,11 @@ class ProotBackend(Backend):
         except VoltError as exc:
             if not exc.details.get("corrupt"):
                 raise
+        # Whatever still runs on this rootfs (a record too broken to name it, a volt_exec) ends
+        # before its files go: found by proof, a proot of this user with this rootfs.
+        proots = self._proots_of(name)
+        if proots:
+            self._end(name, proots, min(proots, key=lambda proot: proot[1]), stop_timeout)
         import tempfile  # noqa: PLC0415 - see create()
 
         doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(directory))
@@ -348,6 +490,7 @@ class ProotBackend(Backend):
             command=list(command),
             proot=argv[0],
         )
+        state.pop("note", None)  # a doubt about an earlier record does not carry over
         self._write_state(name, state)
 
     def exec_command(
@@ -373,9 +516,16 @@ class ProotBackend(Backend):
         _config, state = records
         if state.get("status") != "running":
             return
-        if state.get("boot_id", "") == _process.boot_id():  # pids of an earlier boot mean nothing
-            _process.terminate_tree(state["pid"], state.get("pid_start_time"), state.get("session"), timeout)
-        self._write_state(name, self._stopped_state(state))
+        # Only proven processes are signalled: the proot the record names, its guests (traced by
+        # it, so also those that setsid or double-fork away), and guests a dead proot left behind.
+        # pids of an earlier boot mean nothing.
+        proven, leftovers = self._proven(state), self._leftovers(name, state)
+        note = None if proven else self._doubt(name, state)
+        if note:
+            self.runner.warn(note)
+        if proven or leftovers:
+            self._end(name, {proven} if proven else set(), proven or leftovers, timeout)
+        self._write_state(name, self._stopped_state(state, note))
 
     def logs(self, name: str, lines: int) -> list[str]:
         path = os.path.join(self._dir(name), "logs", "current.log")

@@ -103,16 +103,20 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 # -- end of the stream -------------------------------------------------------------------------
+_EOFHeaderError = tarfile.EOFHeaderError
+_TarInfo = tarfile.TarInfo
+
+
 class _Header(tarfile.TarInfo):
     """Notes on its archive when it read an end-of-archive block: tarfile stops the same way,
     and silently, at a stream that just ends or at a garbage header."""
 
     @classmethod
-    def fromtarfile(cls, archive: tarfile.TarFile) -> tarfile.TarInfo:
+    def fromtarfile(cls, tarfile) -> _TarInfo:  # the parameter keeps the base class's name
         try:
-            return super().fromtarfile(archive)
-        except tarfile.EOFHeaderError:
-            archive.volt_ended = True
+            return super().fromtarfile(tarfile)
+        except _EOFHeaderError:
+            tarfile.volt_ended = True
             raise
 
 

@@ -42,7 +42,7 @@ def parse_size(value: object) -> int:
     """max_size as bytes: a whole number of bytes, or one with K, M, G or T (powers of 1024)."""
     if value is None:
         value = DEFAULT_MAX_SIZE
-    if type(value) is int:
+    if isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
         match = _SIZE_RE.fullmatch(value.strip()) if isinstance(value, str) else None

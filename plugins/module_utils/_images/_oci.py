@@ -316,7 +316,7 @@ def _short(value: object) -> str:
 
 def check_size(value: object, what: str) -> int:
     """A descriptor's size: a whole number of bytes (bool is an int in Python, but not a size)."""
-    if type(value) is not int or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise VoltError(f"{what} has size {_short(value)}, not a whole number of bytes")
     return value
 
