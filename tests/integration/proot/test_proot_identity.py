@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ...polling import wait_for
+from .test_proot_backend import alive
 
 SLEEPER = ["/bin/sh", "-c", "echo started; exec sleep 1000"]
 # A marker number per test run: concurrent runs never see each other's guests.
@@ -29,14 +30,6 @@ def read_state(data_dir, name):
 def write_state(data_dir, name, record):
     with open(state_path(data_dir, name), "w") as handle:
         json.dump(record, handle)
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def start_time(pid):
