@@ -88,8 +88,8 @@ def reap():
                 pass
 
 
-def created(volt, name, rootfs, command=SLEEPER):
-    result = volt(name=name, rootfs=rootfs, command=command, state="stopped")
+def created(volt, name, rootfs, command=None):
+    result = volt(name=name, rootfs=rootfs, command=command or SLEEPER, state="stopped")
     assert not result.get("failed"), result.get("msg")
 
 
