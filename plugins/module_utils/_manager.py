@@ -96,13 +96,15 @@ class ContainerManager:
         if actions and not self.check_mode:
             # Only a run that changes something takes the lock (a no-op writes nothing, not even a
             # lock file); under it, plan again, since another run may have acted meanwhile.
-            with self.backend.lock(name):
+            with self.backend.lock(name) as lock:
                 if self.secrets is not None:  # the data dir's key is made by the first run that acts
                     self.desired["secret_env"] = self.backend.secret_digests(self.secrets, create_key=True)
                 current, drift, actions, config = self._plan()
                 if actions:
                     self._act(actions, config)
                 after = self.backend.inspect(name)
+                if after is None:
+                    lock.discard()  # the container is gone: leave no lock file behind
         return {
             "changed": bool(actions),
             "actions": actions,
@@ -126,13 +128,13 @@ class ContainerManager:
         except VoltError:
             if "create" in actions and self.backend.inspect(self.params["name"]) is not None:
                 # All or nothing: a container created by this run that then failed to start goes.
-                self.backend.remove(self.params["name"], self.params["stop_timeout"])
+                self.backend.remove(self.params["name"], config["stop_timeout"])
                 self.backend.remove_secrets(self.params["name"])
             raise
 
     def _run_actions(self, actions: list[str], config: dict) -> None:
         name = self.params["name"]
-        timeout = self.params["stop_timeout"]
+        timeout = config["stop_timeout"]  # the task's, else the container's
         # A container made again without secret_env in the task keeps the values it had.
         secrets = self.secrets if self.secrets is not None else self.backend.read_secrets(name)
         for action in actions:

@@ -41,7 +41,7 @@ def _fail(module, exc: VoltError) -> None:
 
 def run_container(module) -> None:
     try:
-        if module.params["stop_timeout"] < 0:
+        if (module.params["stop_timeout"] or 0) < 0:
             raise VoltError("stop_timeout must be 0 or more seconds, got %d" % module.params["stop_timeout"])
         manager = ContainerManager(_backend(module), module.params, module.check_mode, module.warn)
         result = manager.run()

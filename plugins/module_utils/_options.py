@@ -203,7 +203,10 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("backend", "str", default="auto", choices=("auto", *BACKENDS), config=False),
     Option("data_dir", "path", config=False),
     Option("proot_path", "path", config=False),
-    Option("stop_timeout", "int", default=10, config=False),
+    # Stored with the container: the systemd backend gives it to the unit (TimeoutStopSec=), so
+    # systemctl stop and a host shutdown wait as long as the module's own stop does. Left out,
+    # the container keeps its own (10 for a new one).
+    Option("stop_timeout", "int", change="update", empty=10),
     Option("recreate", "bool", default=False, config=False),
     Option("force", "bool", default=False, config=False),
     Option("image", "str", normalize=_image),

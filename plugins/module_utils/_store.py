@@ -104,6 +104,16 @@ def read_config(path: str) -> dict:
     return value
 
 
+def _flock(fd: int) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        except OSError as exc:  # pragma: no cover - EINTR only
+            if exc.errno != errno.EINTR:
+                raise
+
+
 class Lock:
     """An exclusive flock on <data_dir>/locks/<name>.lock, held while a container is changed.
 
@@ -117,14 +127,28 @@ class Lock:
 
     def __enter__(self) -> Lock:
         private_dir(os.path.dirname(self.path))
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            _flock(fd)
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                current = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._fd = fd
                 return self
-            except OSError as exc:  # pragma: no cover - EINTR only
-                if exc.errno != errno.EINTR:
-                    raise
+            # discard() removed the file while this run waited: lock the file that is there now.
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Remove the lock file, still holding it (its container is gone). Unlinking only after
+        the release would let a run that opened the old file and one that creates a new file
+        both hold "the" lock; __enter__ checks that the file it locked is still the lock."""
+        if self._fd is not None:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
     def __exit__(self, *exc_info: object) -> None:
         if self._fd is not None:

@@ -15,6 +15,9 @@ Only then does the setting's own parser see the value, and each parser has rules
   literal backslash; quotes and spaces are ordinary characters.
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
+- unit ExecStartPost=: as unit Environment=, and '$' expands variables when the command runs
+  ('$$' is '$'); the program, first, must be an absolute path (a leading '-', '@', '+', '!' or
+  ':' would be a prefix).
 
 A value these rules cannot carry exactly (a control character, a trailing space where systemd
 strips it, a trailing backslash where nothing can escape it) is refused with a VoltError naming
@@ -34,6 +37,7 @@ LONG_LINE_MAX = 1024 * 1024
 _ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9+_-]+")
+_UNIT_WORD_RE = re.compile(r"[A-Za-z0-9/._:@=-]+")
 # Characters a word of Parameters=/Environment= may show unquoted (no space, quote, backslash).
 _BARE_WORD_RE = re.compile(r"[A-Za-z0-9/._+=:,@%-]+")
 _CHAR_NAMES = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL byte", "\t": "a tab"}
@@ -156,6 +160,14 @@ def _unit_env(value: object) -> str:
     return f'"{escaped}"'
 
 
+def _unit_command(value: object) -> str:
+    if not isinstance(value, list) or not value:
+        raise _Refused("it is not a non-empty list of words")
+    _path(value[0])
+    escaped = (_text(word).replace("\\", "\\\\").replace('"', '\\"') for word in value)
+    return " ".join(f'"{word}"'.replace("%", "%%").replace("$", "$$") for word in escaped)
+
+
 def _positive_int(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _Refused("it is not a positive whole number")
@@ -164,6 +176,23 @@ def _positive_int(value: object) -> str:
 
 def _percent(value: object) -> str:
     return _positive_int(value) + "%"
+
+
+def _seconds(value: object) -> str:
+    """A time span of whole seconds; 0 is 1 ms, since systemd reads a 0 timeout as none at all."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Refused("it is not a whole number of seconds (0 or more)")
+    return f"{value}s" if value else "1ms"
+
+
+def _unit_words(value: object) -> str:
+    """Unit names or a command line Volt builds itself: plain words only (no quotes, spaces,
+    backslashes, '$' or '%' specifiers to escape)."""
+    if not isinstance(value, list) or not value or not all(isinstance(word, str) for word in value):
+        raise _Refused("it is not a non-empty list of words")
+    if not all(_UNIT_WORD_RE.fullmatch(word) for word in value):
+        raise _Refused("a word holds a character other than letters, digits and /._:@=-")
+    return " ".join(value)
 
 
 # (file, setting) -> the encoder implementing that setting's syntax.
@@ -184,6 +213,11 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "MemoryMax"): _positive_int,
     ("unit", "CPUQuota"): _percent,
     ("unit", "Restart"): _token,
+    ("unit", "KillMode"): _token,
+    ("unit", "TimeoutStopSec"): _seconds,
+    ("unit", "After"): _unit_words,
+    ("unit", "ExecStartPre"): _unit_words,
+    ("unit", "ExecStartPost"): _unit_command,
 }
 _FILES = {"nspawn": "the container's .nspawn settings file", "unit": "the container's unit drop-in"}
 

@@ -15,6 +15,9 @@ from ansible_collections.armoredgate.volt.plugins.module_utils import _systemd_s
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
 TEMPLATE_NAME = "volt-container@.service"
+# The module's default stop_timeout, for a record written before the container kept its own.
+DEFAULT_STOP_TIMEOUT = 10
+WAIT_ONLINE = "/usr/lib/systemd/systemd-networkd-wait-online"
 RECORD_PREFIX = "# volt-record: "
 
 # One template for every container; the rootfs path comes from each container's drop-in, so a
@@ -98,9 +101,12 @@ def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> st
     if config.get("boot"):
         lines.append(line("Boot", "yes", "boot"))
     else:
-        # a stub init as PID 1 reaps zombies and forwards signals
+        # a stub init as PID 1 reaps zombies
         lines.append(line("ProcessTwo", "yes", "boot"))
-        # nspawn's default for a non-booted container is SIGKILL; stop gracefully, as proot does.
+        # What nspawn sends the stub init when the unit stops it: nspawn's default, SIGKILL,
+        # would kill every process at once, and the stub answers SIGRTMIN+3 with SIGTERM and
+        # then SIGHUP to the payload. The stub ignores SIGTERM: the unit (KillMode=control-group,
+        # see render_dropin) signals every process itself.
         lines.append(line("KillSignal", "SIGTERM", "boot"))
     if config.get("command"):
         lines.append(line("Parameters", list(config["command"]), "command"))
@@ -151,16 +157,65 @@ def parse_record(text: str) -> dict | None:
     return record
 
 
-def render_dropin(config: dict, rootfs: str) -> str:
-    """Per-container unit settings: where the rootfs is, limits and the restart policy."""
+def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None) -> str:
+    """Per-container unit settings: where the rootfs is, limits and the restart policy; host0 is
+    the command that configures the container's network after each start (see _nspawn_network)."""
 
     def line(setting: str, value: object, option: str) -> str:
         return _systemd_syntax.assignment("unit", setting, value, option)
 
-    lines = ["# Managed by armoredgate.volt", "[Service]", line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir")]
+    lines = ["# Managed by armoredgate.volt", *_bridge_ordering(config), "[Service]"]
+    lines.append(line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir"))
+    lines += _waiting_for_the_bridge(config)
     if config.get("memory"):
         lines.append(line("MemoryMax", config["memory"], "memory"))
     if config.get("cpus"):
         lines.append(line("CPUQuota", round(config["cpus"] * 100), "cpus"))
     lines.append(line("Restart", config.get("restart_policy") or "no", "restart_policy"))
+    lines += _stopping(config)
+    if host0:
+        lines.append(line("ExecStartPost", host0, "network"))
     return "\n".join(lines) + "\n"
+
+
+def _bridge(config: dict) -> str | None:
+    network = config.get("network") or "host"
+    return None if network in ("host", "none") else network
+
+
+def _bridge_ordering(config: dict) -> list[str]:
+    """A container on a bridge starts after networkd (if networkd runs at all): at boot the
+    bridge does not exist until networkd has made it. A container on the host's network waits
+    for nothing."""
+    if not _bridge(config):
+        return []
+    return ["[Unit]", _systemd_syntax.assignment("unit", "After", ["systemd-networkd.service"], "network")]
+
+
+def _waiting_for_the_bridge(config: dict) -> list[str]:
+    """Wait until the bridge exists (and networkd, if it manages it, has configured it).
+
+    Not systemd-networkd-wait-online@BRIDGE.service: it waits for carrier, which a bridge
+    without containers attached never has. No .device unit either: containers (and hosts that
+    are containers) have no udev to make one.
+    """
+    bridge = _bridge(config)
+    if not bridge:
+        return []
+    command = [WAIT_ONLINE, f"--interface={bridge}:no-carrier", "--timeout=60"]
+    return [_systemd_syntax.assignment("unit", "ExecStartPre", command, "network")]
+
+
+def _stopping(config: dict) -> list[str]:
+    """systemctl stop, a restart and a host shutdown stop the container as the module does:
+    SIGTERM to every process, SIGKILL after stop_timeout."""
+
+    def line(setting: str, value: object) -> str:
+        return _systemd_syntax.assignment("unit", setting, value, "stop_timeout")
+
+    lines = [line("TimeoutStopSec", config.get("stop_timeout", DEFAULT_STOP_TIMEOUT))]
+    if not config.get("boot"):
+        # A booted container's own init shuts it down (nspawn sends it SIGRTMIN+3: the
+        # template's KillMode=mixed); the stub init of the others passes nothing on.
+        lines.append(line("KillMode", "control-group"))
+    return lines

@@ -17,6 +17,7 @@ description:
     Options you leave out are not compared.
   - A proot container runs as a daemon (detached from the Ansible connection). It is stopped by
     signalling every process of its tree, C(SIGTERM) first and C(SIGKILL) after O(stop_timeout).
+    A systemd container is stopped the same way, by its unit (see O(stop_timeout)).
 author:
   - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
@@ -96,6 +97,11 @@ options:
       - proot containers share the host's network, so a service listening on a port is reachable
         on that port anyway. Mapping to a different host port uses proot's port mapping, which
         proot 5.2 and later have; with an older proot such a mapping fails with a clear message.
+      - systemd backend on a bridge - published with systemd-nspawn's C(Port=) (TCP), which
+        forwards traffic to the host's addresses other than loopback, from the host itself and from
+        other machines. C(127.0.0.1:HOST) does not answer (nspawn never forwards loopback
+        traffic); use another of the host's addresses, such as the bridge's. With O(network=host)
+        the container uses the host's ports directly.
     type: list
     elements: str
   workdir:
@@ -145,6 +151,13 @@ options:
         any other value names a bridge the container is attached to (its host side is
         C(vb-<name>)).
       - proot containers always share the host's network; there only V(host) is accepted.
+      - On a bridge, the host configures an application container's C(host0) after every start
+        of its unit (also when systemd restarts it or starts it at boot) - link up, a fixed
+        address from the lower half of the bridge's subnet (see RV(container.ip_address)), a
+        default route via the bridge's address, and C(/etc/resolv.conf) with the host's upstream
+        DNS servers when the image has none. A booted container (O(boot=true)) configures its own
+        network; the bridge's DHCP server (the P(armoredgate.volt.systemd_host#role) role's) leases
+        it an address.
     type: str
   kernel_release:
     description:
@@ -155,8 +168,17 @@ options:
   stop_timeout:
     description:
       - Seconds to wait after C(SIGTERM) before the container's processes get C(SIGKILL).
+      - Kept with the container; a different value is applied in place (no restart). Left out,
+        the container keeps its own; a new container gets 10.
+      - With the systemd backend it is also the unit's C(TimeoutStopSec=), so C(systemctl stop),
+        C(systemctl restart) and a shutdown of the host stop the container the same way - every
+        process of an application container gets C(SIGTERM), and C(SIGKILL) after
+        O(stop_timeout); a booted container (O(boot=true)) is shut down by its own init. A stop
+        already under way (the unit deactivating) is waited for, up to O(stop_timeout), before
+        O(state=absent) removes anything. C(machinectl poweroff) instead goes through nspawn's
+        stub init, which sends C(SIGTERM) and then C(SIGHUP) to the payload's main process and
+        waits up to 90 seconds.
     type: int
-    default: 10
   recreate:
     description:
       - Remove and create the container even when nothing drifted.
@@ -275,6 +297,13 @@ container:
       type: list
       elements: str
       sample: [10.213.0.190]
+    ip_address:
+      description:
+        - The IPv4 address of a running container on a bridge, read back from its network
+          namespace (systemd backend). An application container keeps the same one across
+          restarts and reboots. V(null) when it is stopped or shares the host's network.
+      type: str
+      sample: 10.213.0.2
     config:
       description: The container's effective configuration, as compared on the next run.
       type: dict

@@ -77,6 +77,12 @@ containers:
     status:
       description: V(created), V(running), V(stopped) or V(corrupt).
       type: str
+    ip_address:
+      description:
+        - The IPv4 address of a running container on a bridge (systemd backend), else V(null).
+        - Published ports answer on the host's non-loopback addresses; this address reaches the
+          container directly from the host.
+      type: str
     logs:
       description: The last O(log_lines) lines of the container's log.
       type: list

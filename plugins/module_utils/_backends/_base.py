@@ -37,6 +37,7 @@ class ContainerRecord:
         started_at: str | None = None,
         stopped_at: str | None = None,
         addresses: list | None = None,
+        ip_address: str | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -50,6 +51,8 @@ class ContainerRecord:
         self.started_at = started_at
         self.stopped_at = stopped_at
         self.addresses = addresses or []
+        # The IPv4 address of a running container's own network (a bridge), else None.
+        self.ip_address = ip_address
 
     @property
     def running(self) -> bool:

@@ -10,10 +10,13 @@ drop-in /etc/systemd/system/volt-container@<name>.service.d/50-volt.conf.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from typing import Iterator
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store, _units
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_network
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
     GUEST_PATH,
     Backend,
@@ -28,6 +31,8 @@ DROPIN_NAME = "50-volt.conf"
 # The .nspawn file and the drop-in hold env values (maybe secrets); systemd reads them as root.
 PRIVATE = 0o600
 RUNNING_STATES = ("active", "activating", "reloading")
+# States with processes that a stop must end (deactivating: a stop under way).
+BUSY_STATES = (*RUNNING_STATES, "deactivating")
 _POLL_SECONDS = 0.1
 BRIDGE = "voltbr0"
 
@@ -113,12 +118,6 @@ class SystemdBackend(Backend):
         root = self.source(name, config) if "create" in actions else self._rootfs(name)
         if "create" in actions or "update" in actions:
             self._check_renders(name, config, root)
-        if ("create" in actions or "start" in actions) and not os.path.isdir(os.path.join(root, "usr")):
-            raise VoltError(
-                f"{root} has no /usr directory: systemd-nspawn refuses to run a tree that does "
-                "not look like an OS (an empty /usr is enough)",
-                path=root,
-            )
         if "start" in actions:
             if self.runner.which("systemd-nspawn") is None:
                 raise VoltError(
@@ -223,6 +222,7 @@ class SystemdBackend(Backend):
         pid = self._leader(name) if status == "running" else None
         private = record.get("config", {}).get("network") not in (None, "host", "none")
         addresses = self._addresses(name) if status == "running" and private else []
+        ip_address = _nspawn_network.ipv4(addresses)
         rootfs = self._rootfs(name)
         config = record.get("config", {})
         return ContainerRecord(
@@ -238,6 +238,7 @@ class SystemdBackend(Backend):
             started_at=_rfc3339(unit.get("ActiveEnterTimestamp")),
             stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
             addresses=addresses,
+            ip_address=ip_address,
         )
 
     def list(self) -> list[ContainerRecord]:
@@ -282,10 +283,33 @@ class SystemdBackend(Backend):
             # The same entrypoint detection as proot, done once, when the rootfs is in place.
             record["entrypoint"] = _rootfs.detect_entrypoint(self._rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
-        dropin = _units.render_dropin(config, self._rootfs(name))
-        settings = _units.render_nspawn(config, record, self.read_secrets(name))
-        wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
-        return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
+        with self._host0(name, config, previous, record) as host0:
+            dropin = _units.render_dropin(config, self._rootfs(name), host0)
+            settings = _units.render_nspawn(config, record, self.read_secrets(name))
+            wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
+            return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
+
+    @contextlib.contextmanager
+    def _host0(self, name: str, config: dict, previous: dict, record: dict) -> Iterator[list[str] | None]:
+        """The ExecStartPost= command that configures the container's host0 (None when the host
+        does not), with its address put in the record: the one recorded, while it still fits the
+        bridge, else the lowest free one. Held under the host's address lock until written."""
+        if not _nspawn_network.configures_host0(config):
+            yield None
+            return
+        bridge = _nspawn_network.bridge_interface(self.runner, config["network"])
+        with _nspawn_network.allocation_lock():
+            if bridge is not None:
+                address = previous.get("address")
+                if not _nspawn_network.fits(address, bridge):
+                    address = _nspawn_network.choose(bridge, _nspawn_network.recorded_addresses(NSPAWN_DIR, name))
+                record["address"], record["gateway"] = address, str(bridge.ip)
+            elif previous.get("address") and previous.get("gateway"):  # also while the bridge has no address yet
+                record["address"], record["gateway"] = previous["address"], previous["gateway"]
+            if not record.get("address"):
+                yield None  # a bridge Volt gives no addresses on: the container configures its own
+                return
+            yield _nspawn_network.exec_start_post(name, record["address"], record["gateway"])
 
     def _apply_enablement(self, name: str, config: dict) -> None:
         self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _units.unit_name(name))
@@ -306,6 +330,7 @@ class SystemdBackend(Backend):
             os.chmod(staging, 0o755)
             _rootfs.clone_tree(self.runner, source, staging)
             _rootfs.sanitize_tree(staging, strip_setid=False)  # setuid works (and is needed) in nspawn
+            self._add_usr(staging)
             self._install_template()
             written = [self._dropin(name), self._settings(name)]
             os.rename(staging, final)
@@ -321,6 +346,16 @@ class SystemdBackend(Backend):
             self._systemctl("daemon-reload", check=False)
             raise
 
+    @staticmethod
+    def _add_usr(tree: str) -> None:
+        """nspawn refuses a tree without /usr ("does not look like an OS"); an empty one is all it
+        asks for, so an image that runs under proot runs here too. Only the container's own
+        copy gets it, never the image; whatever the image has at /usr stays as it is."""
+        try:
+            os.mkdir(os.path.join(tree, "usr"), 0o755)
+        except FileExistsError:
+            pass
+
     def update(self, name: str, config: dict) -> None:
         record = self._record(name) or {}
         if self._write_settings(name, config, record):
@@ -329,7 +364,8 @@ class SystemdBackend(Backend):
 
     def remove(self, name: str, stop_timeout: float) -> None:
         unit = _units.unit_name(name)
-        self.stop(name, stop_timeout)
+        self.stop(name, stop_timeout)  # also ends a stop under way: nothing may run on the files below
+        self._systemctl("reset-failed", unit, check=False)  # a SIGKILLed payload fails the unit
         self._systemctl("disable", "--quiet", unit, check=False)
         for path in (self._settings(name), self._dropin(name)):
             if os.path.exists(path) and (path != self._settings(name) or self._written_by_volt(path)):
@@ -349,6 +385,7 @@ class SystemdBackend(Backend):
 
     def start(self, name: str) -> None:
         unit = _units.unit_name(name)
+        self._prepare_network(name)
         rc, _out, err = self._systemctl("start", unit, check=False)
         if rc != 0:
             logs = "\n".join(self.logs(name, 20))
@@ -357,23 +394,52 @@ class SystemdBackend(Backend):
         if not record.get("started"):
             self._write_settings(name, record.get("config", {}), dict(record, started=True))
 
-    def stop(self, name: str, timeout: float) -> None:
-        """systemctl stop, but with our timeout rather than the unit's TimeoutStopSec."""
-        unit = _units.unit_name(name)
-        if self._unit_state(name).get("ActiveState") not in RUNNING_STATES:
+    def _prepare_network(self, name: str) -> None:
+        """Before a start: give an address to a container that has none yet (made by an older
+        version) or whose bridge moved to another subnet, and the host's resolvers to its
+        resolv.conf. systemd itself configures host0 after every start (ExecStartPost=)."""
+        record = self._record(name) or {}
+        config = record.get("config", {})
+        if not _nspawn_network.configures_host0(config):
             return
-        self._systemctl("stop", "--no-block", unit)  # a pending stop job keeps Restart= from firing
-        # nspawn's stub init does not pass SIGTERM on to the payload: signal every process.
-        self._systemctl("kill", "--kill-who=all", "--signal=SIGTERM", unit, check=False)
-        killed = False
-        deadline = time.monotonic() + timeout
-        while self._unit_state(name).get("ActiveState") not in ("inactive", "failed"):
+        if self._write_settings(name, config, record):
+            self._systemctl("daemon-reload")
+        resolv_conf = _nspawn_network.upstream_resolv_conf()
+        if resolv_conf:
+            _nspawn_network.update_resolv_conf(self._rootfs(name), resolv_conf)
+
+    def stop(self, name: str, timeout: float) -> None:
+        """systemctl stop: SIGTERM to every process (see _units.render_dropin), SIGKILL after
+        `timeout` seconds, which a task may set shorter than the unit's TimeoutStopSec. A stop
+        already under way (the unit deactivating) is waited for the same way."""
+        unit = _units.unit_name(name)
+        if self._unit_state(name).get("ActiveState") not in BUSY_STATES:
+            return
+        self._refresh_settings(name)  # a unit written by an older version stops as this one does
+        # --no-block: this waits with its own deadline. A pending stop job also keeps Restart=
+        # from firing, and one already queued absorbs this one.
+        self._systemctl("stop", "--no-block", unit)
+        if not self._wait_stopped(name, timeout):
+            self._systemctl("kill", "--kill-who=all", "--signal=SIGKILL", unit, check=False)
+            if not self._wait_stopped(name, 10):
+                raise VoltError(f"{unit} did not stop, even after SIGKILL")
+
+    def _wait_stopped(self, name: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while self._unit_state(name).get("ActiveState") in BUSY_STATES:
             if time.monotonic() >= deadline:
-                if killed:
-                    raise VoltError(f"{unit} did not stop, even after SIGKILL")
-                self._systemctl("kill", "--kill-who=all", "--signal=SIGKILL", unit, check=False)
-                killed, deadline = True, time.monotonic() + 10
+                return False
             time.sleep(_POLL_SECONDS)
+        return True
+
+    def _refresh_settings(self, name: str) -> None:
+        """Rewrite the files when this version renders them differently, and tell systemd."""
+        try:
+            record = self._record(name)
+        except VoltError:
+            return  # a damaged record: stop the unit as it is
+        if record is not None and self._write_settings(name, record.get("config", {}), record):
+            self._systemctl("daemon-reload")
 
     def exec_command(
         self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None

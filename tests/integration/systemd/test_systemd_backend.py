@@ -14,13 +14,6 @@ SLEEPER = ["/bin/sh", "-c", "echo started; exec sleep 1000"]
 UNIT = "volt-container@{}.service"
 
 
-DHCP = (
-    "mkdir -p /etc/udhcpc; printf '#!/bin/sh\\n[ \"$1\" = bound ] && ip addr add $ip/$mask dev $interface\\n'"
-    " > /etc/udhcpc/default.script; chmod 755 /etc/udhcpc/default.script;"
-    " ip link set host0 up; udhcpc -i host0 -n -q -t 10;"
-)
-
-
 def show(target, name, prop):
     unit = shlex.quote(UNIT.format(name.replace("-", "\\x2d")))
     return target.sh(f"systemctl show --value -p {prop} {unit}").strip()
@@ -54,27 +47,22 @@ def test_restart_policy_brings_a_killed_payload_back(target, converge):
 
 
 def test_bridge_gives_an_address_that_reaches_the_host(target, converge):
-    script = DHCP + (
-        " ip -4 -o addr show host0 > /root/ip.txt; ping -c 1 -W 5 10.213.0.1 > /root/ping.txt 2>&1;"
-        " echo $? >> /root/ping.txt; exec sleep 1000"
-    )
-    converge(name="bridged", image="busybox", network="voltbr0", command=["/bin/sh", "-c", script])
-    root = target.rootfs("bridged")
-    assert wait_for(
-        lambda: (
-            target.read(f"{root}/root/ping.txt").strip().endswith("\n0")
-            or target.read(f"{root}/root/ping.txt").strip().endswith("0")
-        ),
-        timeout=30,
-    )
-    assert "10.213.0." in target.read(f"{root}/root/ip.txt")
+    # The guest configures nothing: the host has set up host0 by the time the module returns.
+    converge(name="bridged", image="busybox", network="voltbr0", command=SLEEPER)
+
+    def guest(*argv):
+        return target.volt("volt_exec", name="bridged", argv=list(argv))
+
+    assert "10.213.0." in guest("ip", "-4", "-o", "addr", "show", "host0")["stdout"]
+    pinged = guest("ping", "-c", "1", "-W", "5", "10.213.0.1")
+    assert pinged["rc"] == 0, pinged
     info = target.volt("volt_container_info", name="bridged")["containers"][0]
     assert any(address.startswith("10.213.0.") for address in info["addresses"]), info
     assert "vb-bridged" in target.sh("ip -br link show master voltbr0")
 
 
 def test_published_port_answers_on_the_host(target, converge):
-    command = ["/bin/sh", "-c", DHCP + " exec httpd -f -p 8080 -h /srv/www"]
+    command = ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]
     converge(name="pub", image="busybox", network="voltbr0", ports=["18080:8080"], command=command)
     # nspawn publishes on the host's addresses; the bridge address is one of them.
     assert wait_for(

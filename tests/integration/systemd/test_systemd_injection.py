@@ -93,7 +93,17 @@ def test_tricky_values_arrive_exactly_and_add_no_setting(target, converge):
     assert keys_of(settings) == NSPAWN_KEYS
     unit = target.sh(f"systemctl cat {UNIT.format('tricky')}")
     dropin = unit.split("50-volt.conf\n", 1)[1]
-    assert keys_of(dropin) == ["[Service]", "Environment", "Restart"]
+    assert keys_of(dropin) == [
+        "[Unit]",
+        "After",
+        "[Service]",
+        "Environment",
+        "ExecStartPre",
+        "Restart",
+        "TimeoutStopSec",
+        "KillMode",
+        "ExecStartPost",
+    ]
     # nspawn (root) reads private files; env values may be secrets.
     modes = target.sh(
         "stat -c %a /etc/systemd/nspawn/tricky.nspawn"

@@ -100,6 +100,7 @@ def test_effective_config_fills_empty_values_only():
         "volumes": [],
         "ports": [],
         "workdir": "/",
+        "stop_timeout": 10,
         "enabled": False,
     }
 

@@ -70,6 +70,8 @@ def test_dropin_holds_rootfs_limits_and_restart_policy():
         "MemoryMax=67108864",
         "CPUQuota=150%",
         "Restart=on-failure",
+        "TimeoutStopSec=10s",
+        "KillMode=control-group",
     ]
     assert "Restart=no" in _units.render_dropin({}, "/r/web")
 

@@ -182,6 +182,8 @@ def test_data_dir_comes_back_exactly_in_the_dropin(value):
         ("Service", "MemoryMax"),
         ("Service", "CPUQuota"),
         ("Service", "Restart"),
+        ("Service", "TimeoutStopSec"),
+        ("Service", "KillMode"),
     ]
     assert unit_value(settings[0][2]) == "VOLT_ROOTFS=" + rootfs
 
