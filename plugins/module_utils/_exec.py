@@ -84,7 +84,9 @@ class Execution:
             timeout or None,
             # proot waits for every process it traces: the command's own end ends the call.
             kill_on_exit=self.backend.name == "proot",
+            on_exit=self.backend.end_exec if self.backend.exec_scope else None,
         )
+        self.backend.end_exec()  # background children go with the command, on every backend
         ended = datetime.datetime.now()
         stdout, stderr = _text(out), _text(err)
         if params.get("strip_empty_ends", True):

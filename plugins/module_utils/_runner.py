@@ -62,15 +62,18 @@ class Runner:
         env: dict[str, str],
         stdin: bytes | None = None,
         timeout: float | None = None,
+        *,
         kill_on_exit: bool = False,
+        on_exit=None,
     ) -> tuple[int, bytes, bytes, bool]:
         """Run argv with exactly env (nothing inherited) in a session of its own; past timeout
         seconds its whole process tree is ended (SIGTERM, SIGKILL 5 s later), including the
         processes it traces (proot's guests, even those that left its session).
         kill_on_exit (for a proot argv): once proot's own child, the command, has exited, the
         processes it left behind are killed, as proot's --kill-on-exit does; otherwise proot (and
-        this call) would wait for them. Returns (rc, stdout, stderr, timed_out). run_command has
-        no timeout, hence this method."""
+        this call) would wait for them. on_exit (a callable) ends what argv left behind in other
+        ways (a systemd scope): called once argv itself has exited, and after a timeout.
+        Returns (rc, stdout, stderr, timed_out). run_command has no timeout, hence this method."""
         import subprocess  # noqa: PLC0415
         import time  # noqa: PLC0415
 
@@ -94,7 +97,7 @@ class Runner:
         step = 0.05
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if kill_on_exit and started is not None:
+            if (kill_on_exit or on_exit) and started is not None:
                 wait = step if wait is None else min(wait, step)
             try:
                 # communicate() may be called again after a timeout; the input is sent only once.
@@ -107,7 +110,11 @@ class Runner:
             step = min(step * 2, 1.0)  # a long command is looked at less and less often
             if kill_on_exit and started is not None and _process.children(child.pid) == []:
                 _process.kill_tracees((child.pid, started))  # the command has exited: its strays go
+            if on_exit and child.poll() is not None:
+                on_exit()  # argv has exited, strays still hold its output open
         _process.terminate_tree(child.pid, started, child.pid, 5)
+        if on_exit:
+            on_exit()
         out, err = child.communicate()
         return child.returncode, out, err, True
 

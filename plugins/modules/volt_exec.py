@@ -97,12 +97,14 @@ options:
 notes:
   - The container's root filesystem must be readable by the user running the module for
     O(creates) and O(removes).
-  - With the proot backend the module returns when the command itself exits. Processes it left
-    running in the background (C(cmd &), daemons that double-fork or call C(setsid)) are killed
-    at that moment, as proot's C(--kill-on-exit) does; start long-running services as the
-    container's command instead.
+  - The module returns when the command itself exits. Processes it left running in the
+    background (C(cmd &), daemons that double-fork or call C(setsid)) are killed at that moment,
+    as proot's C(--kill-on-exit) does; start long-running services as the container's command
+    instead. With systemd the command runs in a transient scope bound to the container's unit
+    (C(systemd-run --scope)), which is how its stragglers are found.
   - On O(timeout), every process of the command is ended (SIGTERM, SIGKILL 5 seconds later),
-    including, with proot, those that left its session (proot still traces them).
+    including those that left its session (proot still traces them; systemd keeps them in the
+    command's scope).
 seealso:
   - module: armoredgate.volt.volt_container
   - plugin: armoredgate.volt.volt

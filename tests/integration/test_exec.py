@@ -71,6 +71,20 @@ def test_timeout_ends_every_process_it_started(running):
     assert running.volt("volt_container_info", name="box")["containers"][0]["status"] == "running"
 
 
+def test_processes_that_leave_the_session_end_with_the_command(running):
+    """A command that double-forks a setsid daemon returns when it ends, and the daemon goes
+    with it; on timeout too. They used to keep running on the host (systemd: outside the
+    container's unit, where stopping the container did not reach them; proot: untraced)."""
+    marker = "31338"
+    done = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); echo ran; exit 3"], timeout=60)
+    assert done["rc"] == 3 and done["stdout"] == "ran", done
+    assert wait_for(lambda: not sleepers(running, f"sleep {marker}"), timeout=10), sleepers(running, marker)
+    marker = "31339"
+    timed = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); exec sleep 100"], timeout=2)
+    assert timed["failed"] and timed["timed_out"] is True
+    assert wait_for(lambda: not sleepers(running, f"sleep {marker}"), timeout=10), sleepers(running, marker)
+
+
 def test_creates_and_removes_decide_in_check_mode_too(running):
     touch = {"argv": ["/bin/touch", "/root/done"], "creates": "/root/done"}
     before = running.snapshot()

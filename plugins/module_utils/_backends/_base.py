@@ -258,6 +258,13 @@ class Backend(ABC):
         except FileNotFoundError:
             pass
 
+    # The systemd backend's scope of the last exec_command (see end_exec).
+    exec_scope = ""
+
+    def end_exec(self) -> None:  # noqa: B027 - optional hook
+        """End what the last exec_command's command left behind, once it has exited or timed out
+        (background children, processes that left its session)."""
+
     def cannot_enter(self, name: str) -> VoltError:
         """The error for entering a container that does not exist or does not run."""
         record = self.inspect(name)

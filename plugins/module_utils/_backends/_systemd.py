@@ -480,7 +480,32 @@ class SystemdBackend(Backend):
             **self.read_secrets(name),
             **(env or {}),
         }
-        return [*command, "--", *argv], environment
+        return [*self._exec_scope(name), *command, "--", *argv], environment
+
+    def _exec_scope(self, name: str) -> list[str]:
+        """systemd-run --scope prefix: what a command entered into the container starts, also
+        processes that setsid away, lives in a scope bound to the container's unit, so stopping
+        or removing the container ends it, and end_exec() can end it when the command is done."""
+        systemd_run = self.runner.which("systemd-run", ["/usr/bin", "/bin"])
+        if not systemd_run:
+            raise VoltError("systemd-run is needed to run commands in systemd containers")
+        self.exec_scope = f"volt-exec-{name}-{os.urandom(4).hex()}.scope"
+        unit = _units.unit_name(name)
+        return [
+            systemd_run,
+            "--scope",
+            "--quiet",
+            "--collect",
+            f"--unit={self.exec_scope}",
+            f"--property=BindsTo={unit}",
+            "--property=TimeoutStopSec=5s",
+            "--",
+        ]
+
+    def end_exec(self) -> None:
+        if self.exec_scope:
+            self._systemctl("kill", "--signal=SIGKILL", self.exec_scope, check=False)
+            self.exec_scope = ""
 
     def logs(self, name: str, lines: int) -> list[str]:
         if not lines:
