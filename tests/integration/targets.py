@@ -17,7 +17,7 @@ set -e
 image={images}/busybox
 if [ ! -d "$image" ]; then
     staging=$(mktemp -d {images}/.busybox.XXXXXX)
-    mkdir -p "$staging/bin" "$staging/etc" "$staging/root" "$staging/tmp" "$staging/srv/www" "$staging/usr"
+    mkdir -p "$staging/bin" "$staging/etc" "$staging/root" "$staging/tmp" "$staging/srv/www"
     cp /bin/busybox "$staging/bin/busybox"
     for applet in $("$staging/bin/busybox" --list); do
         [ "$applet" = busybox ] || ln -s busybox "$staging/bin/$applet"

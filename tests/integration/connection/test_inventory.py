@@ -13,7 +13,7 @@ import yaml
 from .test_connection import run
 
 BUSYBOX = """set -e
-rm -rf "$1"; mkdir -p "$1/bin" "$1/usr" "$1/etc" "$1/tmp"; cp /bin/busybox "$1/bin/"
+rm -rf "$1"; mkdir -p "$1/bin" "$1/etc" "$1/tmp"; cp /bin/busybox "$1/bin/"
 for a in sh sleep echo; do ln -s busybox "$1/bin/$a"; done
 """
 

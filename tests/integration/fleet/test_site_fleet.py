@@ -19,7 +19,7 @@ COUNT = 10
 ROOTFS = "{{ ansible_user_dir }}/fleet-busybox"  # ansible_user_dir: site.yml's first play reads it
 
 BUILD_ROOTFS = """set -e
-mkdir -p "$1/bin" "$1/etc" "$1/tmp" "$1/usr"
+mkdir -p "$1/bin" "$1/etc" "$1/tmp"
 cp /bin/busybox "$1/bin/"
 for a in $("$1/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$1/bin/$a"; done
 """
@@ -40,7 +40,7 @@ PREPARE = [
                         "sh",
                         ROOTFS,
                     ],
-                    "creates": ROOTFS + "/usr",
+                    "creates": ROOTFS + "/bin/busybox",
                 },
             },
         ],

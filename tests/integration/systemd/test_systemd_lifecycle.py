@@ -76,7 +76,7 @@ def failed_units(target) -> str:
 
 def test_an_image_without_usr_runs_and_stays_untouched(target, converge):
     image = f"{target.data_dir}/images/bare"
-    target.sh(f"rm -rf {image} && cp -a {target.data_dir}/images/busybox {image} && rmdir {image}/usr")
+    target.sh(f"rm -rf {image} && cp -a {target.data_dir}/images/busybox {image} && rm -rf {image}/usr")
     result = converge(name="bare", image="bare", command=SLEEPER)
     assert result["container"]["status"] == "running"
     assert target.exists(f"{target.rootfs('bare')}/usr"), "nspawn needs /usr in the container's tree"
