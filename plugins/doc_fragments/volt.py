@@ -33,6 +33,24 @@ options:
       - Its features (C(--kill-on-exit), C(--link2symlink), port mapping) are read from its
         C(--help), and only those it has are used.
     type: path
+  allow_unsafe_proot:
+    description:
+      - Accept, without a warning, a proot that does not translate paths correctly.
+      - Before a container starts or a command runs in one, the proot backend checks that the host's
+        C(stat) and C(ls) under proot see the files of the container's root and not the host's
+        (see M(armoredgate.volt.volt_proot_info)). Debian's proot 5.1.0 fails the check (programs
+        in its guests see host files at the same paths). Such a proot is used with a warning
+        unless this is V(true).
+      - Get a good proot instead where you can - proot 5.2 or later (Debian's 5.4 source package),
+        Termux's proot, or a binary installed by the P(armoredgate.volt.proot#role) role from
+        C(proot_binary_src) or C(proot_binary_url).
+      - The verdict is kept per proot binary (path, modification time and size) in
+        C(<data_dir>/proot-probe.json), so the check runs once per binary; check mode does not
+        write it.
+      - Only the proot backend uses it; M(armoredgate.volt.volt_container_info) never runs proot
+        and ignores it.
+    type: bool
+    default: false
 """
 
     ATTRIBUTES = r"""

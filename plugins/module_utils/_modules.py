@@ -12,7 +12,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._manager import C
 from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, validate_name
 
-BACKEND_OPTIONS = ("backend", "data_dir", "proot_path")
+BACKEND_OPTIONS = ("backend", "data_dir", "proot_path", "allow_unsafe_proot")
 
 
 def container_module_spec() -> dict:
@@ -31,7 +31,12 @@ def container_info_module_spec() -> dict:
 def _backend(module):
     runner = Runner(module)
     params = module.params
-    return select_backend(params["backend"], runner, params["data_dir"], {"proot_path": params["proot_path"]})
+    settings = {
+        "proot_path": params["proot_path"],
+        "allow_unsafe_proot": params["allow_unsafe_proot"],
+        "check_mode": module.check_mode,  # the proot probe's cache is not written in check mode
+    }
+    return select_backend(params["backend"], runner, params["data_dir"], settings)
 
 
 def _fail(module, exc: VoltError) -> None:
@@ -138,6 +143,10 @@ def run_proot_info(module) -> None:
         proot = backend.probe()
     except VoltError as exc:
         _fail(module, exc)
+    if not proot["path_translation_safe"]:
+        module.warn(f"{proot['path']} fails the path translation check: {proot['path_translation_problem']}")
+    if proot["path_translation_tools"] == ["ls"]:
+        module.warn("stat was not found: path translation was checked with ls -d only")
     module.exit_json(changed=False, proot=proot)
 
 

@@ -203,6 +203,8 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("backend", "str", default="auto", choices=("auto", *BACKENDS), config=False),
     Option("data_dir", "path", config=False),
     Option("proot_path", "path", config=False),
+    # Run a proot that does not translate paths (its probe found the statx defect) anyway.
+    Option("allow_unsafe_proot", "bool", default=False, config=False),
     # Stored with the container: the systemd backend gives it to the unit (TimeoutStopSec=), so
     # systemctl stop and a host shutdown wait as long as the module's own stop does. Left out,
     # the container keeps its own (10 for a new one).

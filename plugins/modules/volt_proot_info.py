@@ -17,7 +17,16 @@ description:
   - Runs the same check with C(-k) (kernel release emulation), which some proot builds break
     (Debian's 5.1.0 fails every C(stat) with it); RV(proot.kernel_release_safe) says whether the
     O(armoredgate.volt.volt_container#module:kernel_release) option can be used.
-  - Never changes anything; the empty root is a temporary directory removed before it returns.
+  - Checks that proot translates paths for every way a program looks at a file. The host's C(stat)
+    (and C(ls -d)), which call C(statx), run in the same kind of root and must see a file that
+    exists only in that root and must not see one that exists only on the host (with and without
+    C(-k)). Debian's proot 5.1.0 passes C(statx) to the kernel untranslated, so programs in its
+    guests see host files; RV(proot.path_translation_safe) says whether the path translation is
+    right, and the modules refuse a proot where it is not unless
+    O(armoredgate.volt.volt_container#module:allow_unsafe_proot=true).
+  - Never changes anything; the empty roots are temporary directories removed before it returns.
+    The modules keep their verdict per proot binary in C(<data_dir>/proot-probe.json); this
+    module always probes afresh and does not read or write that file.
 author:
   - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
@@ -58,6 +67,11 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: volt_proot.proot.works
     fail_msg: "{{ volt_proot.proot.path }}: {{ volt_proot.proot.problem }}"
+
+- name: Refuse hosts whose proot lets guests see host files
+  ansible.builtin.assert:
+    that: volt_proot.proot.path_translation_safe
+    fail_msg: "{{ volt_proot.proot.path }}: {{ volt_proot.proot.path_translation_problem }}"
 
 - name: A container with an emulated kernel release, only where proot supports it
   armoredgate.volt.volt_container:
@@ -101,8 +115,33 @@ proot:
       description: Why RV(proot.works) is false (proot's error output); empty when it works.
       type: str
       sample: ""
+    path_translation_safe:
+      description:
+        - The host's C(stat) and C(ls) under proot see a file that exists only in the guest's root
+          and do not see a file that exists only on the host (proot translates the paths of
+          C(statx) too).
+        - V(false) also when the check could not run; RV(proot.path_translation_problem) says why.
+        - Without it, programs in a guest see host files at the same paths (Debian's proot
+          5.1.0); use proot 5.2 or later, or Termux's proot.
+      type: bool
+      sample: true
+    path_translation_problem:
+      description:
+        - What went wrong in the path translation check, naming the program and the path it did or
+          did not see; empty when RV(proot.path_translation_safe) is V(true).
+      type: str
+      sample: "stat does not see /volt-guest-only-*, a file of the guest's root; ..."
+    path_translation_tools:
+      description:
+        - The host programs the path translation check ran, from V(stat) and V(ls) (C(ls -d)).
+        - Without C(stat) on the host, the check runs with C(ls) alone and the module warns.
+      type: list
+      elements: str
+      sample: [stat, ls]
     kernel_release_safe:
-      description: The same check passes with C(-k) and the guest sees the emulated release.
+      description:
+        - The same check passes with C(-k), the guest sees the emulated release, and the path
+          translation check passes with C(-k) too.
       type: bool
       sample: false
     android:

@@ -50,6 +50,11 @@ PROOT_BINARIES = {
 TARGETS = (*sorted(PROOT_BINARIES), "proot@plain1", "systemd")
 # Where the fleet's containers live: the module's default data dir, as users have it.
 FLEET_DATA_DIR = "/var/lib/volt"
+# Debian's 5.1.0 does not translate the paths of statx, so the modules refuse it unless the user
+# opts in, as a user of that binary would (tests/integration/proot/test_proot_translation.py
+# checks the refusal itself).
+# plain1 runs the proot of its Debian image, 5.1.0 too.
+UNSAFE_PROOT = {"proot-5.1.0": {"allow_unsafe_proot": True}, "proot@plain1": {"allow_unsafe_proot": True}}
 
 
 def proot_path(ident: str) -> str:
@@ -91,6 +96,7 @@ def _make_target(ident, request, ansible_adhoc, tmp_path):
             os.path.join(state_dir, "inventory.yml"),
             data_dir=FLEET_DATA_DIR,
             ssh_config=os.path.join(state_dir, "ssh_config"),
+            extra=UNSAFE_PROOT.get(ident),
         )
     return LocalProot(
         ident,
@@ -98,7 +104,7 @@ def _make_target(ident, request, ansible_adhoc, tmp_path):
         "localhost",
         "localhost,",
         data_dir=str(tmp_path / "volt"),
-        extra={"proot_path": proot_path(ident)},
+        extra={"proot_path": proot_path(ident), **UNSAFE_PROOT.get(ident, {})},
     )
 
 

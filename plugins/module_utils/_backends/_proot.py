@@ -31,6 +31,18 @@ FALLBACK_LOCATIONS = (
 )
 # Host directories a host shell needs inside the probe's empty root (Linux, then Android).
 PROBE_BINDS = ("/dev", "/bin", "/usr", "/lib", "/lib64", "/lib32", "/system", "/apex", "/vendor", "/linkerconfig")
+# The path-translation verdict per proot binary, in the data dir (see _path_translation).
+PROBE_CACHE = "proot-probe.json"
+PROBE_CACHE_FORMAT = 1
+# Host programs that look at paths the way a guest's programs do: coreutils' stat and ls call
+# statx, which Debian's proot 5.1.0 passes to the kernel untranslated. stat first; ls -d also
+# where stat is missing.
+TRANSLATION_TOOLS = (("stat", ("-c", "%n")), ("ls", ("-d",)))
+UNSAFE_ADVICE = (
+    "Use proot >= 5.2 (Debian's 5.4 source package builds one) or Termux's proot, e.g. installed by "
+    "the armoredgate.volt.proot role from proot_binary_src or proot_binary_url; or set "
+    "allow_unsafe_proot: true to accept it without this warning"
+)
 
 
 class ProotFeatures:
@@ -49,6 +61,63 @@ class ProotFeatures:
         return {"kill_on_exit": self.kill_on_exit, "link2symlink": self.link2symlink, "port_mapping": self.port_mapping}
 
 
+def probe_binds() -> list[str]:
+    """The host directories bound into a probe's empty root: those that exist here."""
+    return [path for path in (*PROBE_BINDS, os.environ.get("PREFIX", "")) if path and os.path.exists(path)]
+
+
+def _under(path: str, directories: list[str]) -> bool:
+    for candidate in (path, os.path.realpath(path)):
+        for directory in directories:
+            for top in (directory, os.path.realpath(directory)):
+                if candidate == top or candidate.startswith(top.rstrip("/") + "/"):
+                    return True
+    return False
+
+
+def translation_script(tools: list[tuple[str, list[str]]], guest: str, host: str) -> str:
+    """A shell script printing '<tool> guest|host seen|missing' for each tool and path."""
+    import shlex  # noqa: PLC0415 - only probes need it
+
+    lines = []
+    for name, argv in tools:
+        command = " ".join(shlex.quote(arg) for arg in argv)
+        for label, path in (("guest", guest), ("host", host)):
+            lines.append(
+                f"if {command} {shlex.quote(path)} >/dev/null 2>&1; "
+                f"then echo '{name} {label} seen'; else echo '{name} {label} missing'; fi"
+            )
+    return "\n".join(lines)
+
+
+def translation_verdict(
+    tools: list[tuple[str, list[str]]], shown: tuple[str, str], result: tuple[int, str, str]
+) -> tuple[bool | None, str]:
+    """(True, "") when every tool sees the guest's file and not the host's, (False, what went
+    wrong) when one does not, (None, why) when the check could not run."""
+    rc, out, err = result
+    seen = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[2] in ("seen", "missing"):
+            seen[(words[0], words[1])] = words[2] == "seen"
+    if any((name, label) not in seen for name, _argv in tools for label in ("guest", "host")):
+        return None, "the check could not run under proot: " + ((err or out).strip() or f"exit code {rc}")
+    guest, host = shown
+    failures = []
+    for name, _argv in tools:
+        if not seen[(name, "guest")]:
+            failures.append(f"{name} does not see {guest}, a file of the guest's root")
+        if seen[(name, "host")]:
+            failures.append(f"{name} sees {host}, which exists only on the host")
+    if not failures:
+        return True, ""
+    return False, (
+        "; ".join(failures) + ": programs in the guest would see host files instead of the guest's "
+        "(proot passes statx to the kernel untranslated, a defect of Debian's proot 5.1.0; proot >= 5.2 is correct)"
+    )
+
+
 def on_android() -> bool:
     return bool(os.environ.get("TERMUX_VERSION") or os.environ.get("ANDROID_ROOT")) or os.path.exists(
         "/system/build.prop"
@@ -62,6 +131,7 @@ class ProotBackend(Backend):
         super().__init__(runner, data_dir, settings)
         self._proot: str | None = None
         self._features: ProotFeatures | None = None
+        self._translation: tuple[bool | None, str] | None = None
 
     # -- paths -------------------------------------------------------------------------------
     def _dir(self, name: str) -> str:
@@ -120,6 +190,131 @@ class ProotBackend(Backend):
         if "start" in actions:
             self.proot()
             self.check_start(root, config)
+            # Last: a run that fails on its input does not probe (nor write the probe's cache).
+            self.warn_unsafe_proot()
+
+    # -- path translation ----------------------------------------------------------------------
+    def warn_unsafe_proot(self) -> None:
+        """Warn when proot is known not to translate paths, unless the user accepted that. Callers
+        without the option (the boot hook, the connection plugin: they start or enter what a
+        module already started with this proot) pass no allow_unsafe_proot and are not checked."""
+        allowed = self.settings.get("allow_unsafe_proot")
+        if allowed is None or allowed:
+            return
+        safe, problem = self.path_translation()
+        if safe is False:
+            self.runner.warn(f"{self.proot()} does not translate paths correctly: {problem}. {UNSAFE_ADVICE}")
+
+    def path_translation(self) -> tuple[bool | None, str]:
+        """The verdict on this proot binary: from the data dir's cache when it is of this very
+        binary (path, mtime, size), else probed (and cached, except in check mode)."""
+        if self._translation is None:
+            proot = self.proot()
+            identity = self._binary_identity(proot)
+            cached = self._cached_translation(proot, identity)
+            if cached is None:
+                cached = self.check_translation(proot, (None,))[None]
+                # A verdict is kept once known; one allowed to use an unsafe proot never probes.
+                if cached[0] is not None and identity and not self.settings.get("check_mode"):
+                    self._cache_translation(proot, identity, cached)
+            self._translation = cached
+        return self._translation
+
+    @staticmethod
+    def _binary_identity(proot: str) -> dict | None:
+        try:
+            info = os.stat(proot)
+        except OSError:
+            return None
+        return {"mtime_ns": info.st_mtime_ns, "size": info.st_size}
+
+    def _cache_path(self) -> str:
+        return os.path.join(self.data_dir, PROBE_CACHE)
+
+    def _read_cache(self) -> dict:
+        try:
+            cache = _store.read_json(self._cache_path())
+        except (OSError, VoltError):
+            return {}
+        binaries = cache.get("binaries") if cache.get("format") == PROBE_CACHE_FORMAT else None
+        return binaries if isinstance(binaries, dict) else {}
+
+    def _cached_translation(self, proot: str, identity: dict | None) -> tuple[bool | None, str] | None:
+        entry = self._read_cache().get(proot)
+        if not identity or not isinstance(entry, dict):
+            return None
+        if any(entry.get(key) != value for key, value in identity.items()):
+            return None  # another binary at the same path
+        safe, problem = entry.get("path_translation_safe"), entry.get("path_translation_problem")
+        return (safe, problem) if isinstance(safe, bool) and isinstance(problem, str) else None
+
+    def _cache_translation(self, proot: str, identity: dict, verdict: tuple[bool | None, str]) -> None:
+        binaries = self._read_cache()
+        binaries[proot] = dict(identity, path_translation_safe=verdict[0], path_translation_problem=verdict[1])
+        _store.private_dir(self.data_dir)
+        _store.write_json(self._cache_path(), {"format": PROBE_CACHE_FORMAT, "binaries": binaries})
+
+    def translation_tools(self, binds: list[str]) -> list[tuple[str, list[str]]]:
+        """The host's stat and ls as the probe's guest reaches them (through a bind)."""
+        tools = []
+        for name, args in TRANSLATION_TOOLS:
+            path = self.runner.which(name)
+            if path and _under(path, binds):
+                tools.append((name, [path, *args]))
+        return tools
+
+    def _scratch_parent(self, binds: list[str]) -> str:
+        """A writable host directory outside every bind: what is made there exists only on the host."""
+        import tempfile  # noqa: PLC0415
+
+        for directory in (tempfile.gettempdir(), os.path.expanduser("~"), self.data_dir):
+            if os.path.isdir(directory) and os.access(directory, os.W_OK) and not _under(directory, binds):
+                return directory
+        raise VoltError("no writable directory outside " + ", ".join(binds) + " for the proot probe")
+
+    def check_translation(self, proot: str, releases: tuple) -> dict:
+        """{release: (safe, problem)}: does the host's stat (and ls) under proot, in an empty root
+        with the host's program directories bound in, see a file of that root and not a file
+        that exists only on the host? A release other than None runs proot with -k release."""
+        import shutil  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        binds = probe_binds()
+        tools = self.translation_tools(binds)
+        if not tools:
+            why = "neither stat nor ls is in a directory bound into the probe's root: paths were not checked"
+            return dict.fromkeys(releases, (None, why))
+        shell = self.runner.which("sh") or "/bin/sh"
+        # The root itself lies outside every bind, so its host path is a host-only path in the guest.
+        root = tempfile.mkdtemp(prefix="volt-proot-probe-", dir=self._scratch_parent(binds))
+        try:
+            token = os.path.basename(root).rsplit("-", 1)[-1]
+            guest, host = f"/volt-guest-only-{token}", os.path.join(root, f"volt-host-only-{token}")
+            for path in (os.path.join(root, guest.lstrip("/")), host):
+                with open(path, "w", encoding="utf-8"):
+                    pass
+            os.mkdir(os.path.join(root, ".tmp"))
+            env = {"PROOT_NO_SECCOMP": "1", "PROOT_TMP_DIR": os.path.join(root, ".tmp")}
+            script = translation_script(tools, guest, host)
+            # Named without their random parts, so that two probes report the same problem.
+            shown = (
+                "/volt-guest-only-*",
+                os.path.join(os.path.dirname(root), "volt-proot-probe-*", "volt-host-only-*"),
+            )
+            verdicts = {}
+            for release in releases:
+                argv = [proot, *(["-k", release] if release else []), "-r", root, "-w", "/"]
+                for path in binds:
+                    argv += ["-b", path]
+                try:
+                    result = self.runner.run([*argv, shell, "-c", script], check=False, env=env)
+                except VoltError as exc:  # proot cannot be run at all: starting it says so
+                    verdicts[release] = (None, f"the check could not run: {exc.msg}")
+                    continue
+                verdicts[release] = translation_verdict(tools, shown, result)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return verdicts
 
     # -- records -------------------------------------------------------------------------------
     def _read(self, name: str) -> tuple[dict, dict] | None:
@@ -499,6 +694,7 @@ class ProotBackend(Backend):
         records = self._read(name)
         if records is None or not self._running(records[1]):
             raise self.cannot_enter(name)
+        self.warn_unsafe_proot()
         options = records[0].get("options", {})
         rootfs = os.path.join(self._dir(name), "rootfs")
         uid, gid, home = self.exec_user(rootfs, user)
@@ -539,7 +735,9 @@ class ProotBackend(Backend):
     def probe(self) -> dict:
         """What this host's proot is and whether it really works: a shell from the host runs in
         an empty root (host program directories bound in) and writes a file there; then the same
-        with -k, which Debian's proot 5.1.0 breaks (every stat fails with EINVAL)."""
+        with -k, which Debian's proot 5.1.0 breaks (every stat fails with EINVAL); then the host's
+        stat and ls compare a guest-only and a host-only path, with and without -k. Always
+        probed afresh: nothing is read from or written to the cache."""
         import shutil  # noqa: PLC0415
         import tempfile  # noqa: PLC0415
 
@@ -550,7 +748,7 @@ class ProotBackend(Backend):
         root = tempfile.mkdtemp(prefix="volt-proot-probe-")
         try:
             os.mkdir(os.path.join(root, ".tmp"))
-            binds = [path for path in (*PROBE_BINDS, os.environ.get("PREFIX", "")) if path and os.path.exists(path)]
+            binds = probe_binds()
             base = [proot, "-r", root, "-w", "/"]
             for path in binds:
                 base += ["-b", path]
@@ -567,13 +765,18 @@ class ProotBackend(Backend):
             )
         finally:
             shutil.rmtree(root, ignore_errors=True)
+        translation = self.check_translation(proot, (None, release))
+        safe, translation_problem = translation[None]
         return {
             "path": proot,
             "version": version.group(1) if version else None,
             "features": self.features().as_dict(),
             "works": works,
             "problem": problem,
-            "kernel_release_safe": works and rc_k == 0 and out_k.strip() == release,
+            "path_translation_safe": safe is True,
+            "path_translation_problem": translation_problem,
+            "path_translation_tools": [name for name, _argv in self.translation_tools(binds)],
+            "kernel_release_safe": works and rc_k == 0 and out_k.strip() == release and translation[release][0] is True,
             "android": on_android(),
             "termux": bool(os.environ.get("TERMUX_VERSION")),
             "data_dir": self.data_dir,

@@ -65,7 +65,7 @@ def wait_inactive(name: str) -> str:
 
 
 def started(target, name: str) -> bool:
-    return [event for event, _ in events(target, name)].count("start") >= 1 and (
+    return [event for event, _when in events(target, name)].count("start") >= 1 and (
         target.sh(f"systemctl is-active {unit(name)} || true").strip() == "active"
     )
 
@@ -91,21 +91,21 @@ def test_systemctl_and_machinectl_stop_gracefully_within_stop_timeout(target, co
     took = timed(target, f"systemctl stop {unit('calm')}")
     print(f"systemctl stop: {took:.1f}s")
     assert took < 5 + 3, f"systemctl stop took {took:.1f}s"
-    assert [e for e, _ in events(target, "calm")] == ["start", "term", "intact", "exit"], "SIGTERM only, handled"
+    assert [e for e, _when in events(target, "calm")] == ["start", "term", "intact", "exit"], "SIGTERM only, handled"
 
     target.sh(f"systemctl start {unit('calm')}")
     assert wait_for(lambda: len(events(target, "calm")) == 5, timeout=20)
     took = timed(target, f"systemctl restart {unit('calm')}")
     print(f"systemctl restart: {took:.1f}s")
     assert took < 5 + 3, f"systemctl restart took {took:.1f}s"
-    assert wait_for(lambda: [e for e, _ in events(target, "calm")].count("start") == 3, timeout=20)
-    assert [e for e, _ in events(target, "calm")][5:9] == ["term", "intact", "exit", "start"]
+    assert wait_for(lambda: [e for e, _when in events(target, "calm")].count("start") == 3, timeout=20)
+    assert [e for e, _when in events(target, "calm")][5:9] == ["term", "intact", "exit", "start"]
 
     # machinectl goes through nspawn's stub init: SIGTERM, then SIGHUP, to the payload.
     took = timed(target, f"machinectl poweroff calm && {wait_inactive('calm')}")
     print(f"machinectl poweroff: {took:.1f}s")
     assert took < 5 + 3, f"machinectl poweroff took {took:.1f}s"
-    assert {"term", "exit"} <= {e for e, _ in events(target, "calm")[9:]}
+    assert {"term", "exit"} <= {e for e, _when in events(target, "calm")[9:]}
     assert failed_units(target) == ""
 
 
@@ -142,14 +142,14 @@ def test_enabled_containers_stop_gracefully_at_host_poweroff_and_run_after_boot(
             target.sh(f"journalctl -b -u {unit(name)} --no-pager | tail -20", check=False),
         )
         log = events(target, name)
-        assert [e for e, _ in log] == ["start", "term", "intact", "exit", "start"], (name, log)
+        assert [e for e, _when in log] == ["start", "term", "intact", "exit", "start"], (name, log)
         term, exit_ = log[1][1], log[3][1]
         print(
             f"{name}: SIGTERM +{term - poweroff_at:.1f}s, exited +{exit_ - poweroff_at:.1f}s after the poweroff began"
         )
         assert term - poweroff_at < 5, f"{name}: SIGTERM {term - poweroff_at:.1f}s after the poweroff began"
         assert exit_ - poweroff_at < 8, f"{name}: exited {exit_ - poweroff_at:.1f}s after the poweroff began"
-        again = target.volt(**{k: v for k, v in args.items()})
+        again = target.volt(**dict(args))
         assert again["changed"] is False, again
     assert failed_units(target) == ""
 
@@ -166,7 +166,7 @@ def test_absent_during_a_pending_stop_ends_the_payload_first(target, converge):
         took = time.monotonic() - begun
         assert not result.get("failed") and result["changed"] is True, result
         assert took < timeout + 8, f"absent took {took:.1f}s"
-        log = [e for e, _ in events(target, name)]
+        log = [e for e, _when in events(target, name)]
         if name == "slow":
             assert log == ["start", "term", "intact", "exit"], "the payload ended before its files went"
         else:
