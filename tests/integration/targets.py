@@ -161,6 +161,15 @@ class FleetHost(Target):
             raise AssertionError(f"{script!r} failed on {self.host}: {result.stderr}")
         return result.stdout
 
+    def reboot(self, state_dir: str) -> subprocess.CompletedProcess:
+        """Power the host off cleanly and boot it again (tests/fleet/fleet reboot)."""
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fleet", "fleet")
+        result = subprocess.run(
+            [script, "reboot", "--dir", state_dir, self.host], check=False, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
 
 class FleetSystemd(FleetHost):
     backend = "systemd"

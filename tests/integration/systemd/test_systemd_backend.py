@@ -3,12 +3,9 @@ policy and start at boot, checked on a real systemd host."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 
 from ...polling import wait_for
-from ..conftest import TOP
 
 SLEEPER = ["/bin/sh", "-c", "echo started; exec sleep 1000"]
 UNIT = "volt-container@{}.service"
@@ -74,13 +71,7 @@ def test_enabled_container_runs_again_after_the_host_reboots(target, converge, f
     converge(name="boot", image="busybox", command=SLEEPER, enabled=True)
     converge(name="manual", image="busybox", command=SLEEPER)
     assert target.sh(f"systemctl is-enabled {UNIT.format('boot')}").strip() == "enabled"
-    reboot = subprocess.run(
-        [os.path.join(TOP, "tests", "fleet", "fleet"), "reboot", "--dir", fleet, target.host],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert reboot.returncode == 0, reboot.stderr
+    target.reboot(fleet)
 
     def status(name):
         return target.volt("volt_container_info", name=name)["containers"][0]["status"]

@@ -4,14 +4,11 @@ and containers on the bridge started at boot."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
 import time
 
 from ...polling import wait_for
-from ..conftest import TOP
 
 SLEEPER = ["/bin/sh", "-c", "exec sleep 1000"]
 UNIT = "volt-container@{}.service"
@@ -125,13 +122,7 @@ def test_enabled_containers_stop_gracefully_at_host_poweroff_and_run_after_boot(
 
     with open("/proc/uptime") as handle:  # the fleet's hosts share this machine's kernel
         poweroff_at = float(handle.read().split()[0])
-    reboot = subprocess.run(
-        [os.path.join(TOP, "tests", "fleet", "fleet"), "reboot", "--dir", fleet, target.host],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert reboot.returncode == 0, reboot.stderr
+    reboot = target.reboot(fleet)
     took = re.search(r"timing: reboot of \S+ ([0-9.]+)s", reboot.stderr + reboot.stdout)
     print(f"fleet reboot: {took.group(1) if took else '?'}s")
 

@@ -6,14 +6,11 @@ their own DHCP client. Checked on a real systemd host."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import shlex
-import subprocess
 
 import pytest
 
 from ...polling import wait_for
-from ..conftest import TOP
 
 UNIT = "volt-container@{}.service"
 BRIDGE = ipaddress.ip_network("10.213.0.0/24")
@@ -133,13 +130,7 @@ def test_addresses_are_distinct_and_survive_a_restart_by_systemd(target, converg
 def test_enabled_container_has_its_network_after_the_host_reboots(target, converge, fleet):
     result = converge(name="boot-net", image="busybox", ports=["8082:80"], command=HTTPD, enabled=True)
     address = result["container"]["ip_address"]
-    reboot = subprocess.run(
-        [os.path.join(TOP, "tests", "fleet", "fleet"), "reboot", "--dir", fleet, target.host],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert reboot.returncode == 0, reboot.stderr
+    target.reboot(fleet)
     assert wait_for(lambda: info(target, "boot-net")["status"] == "running", timeout=60)
     assert wait_for(lambda: "hello from volt" in fetch(target, "http://10.213.0.1:8082/"), timeout=30)
     assert str(host0(target, "boot-net").ip) == address
