@@ -35,18 +35,20 @@ options:
     type: path
   allow_unsafe_proot:
     description:
-      - Accept, without a warning, a proot that does not translate paths correctly.
+      - Run a proot that does not translate paths correctly anyway.
       - Before a container starts or a command runs in one, the proot backend checks that the host's
         C(stat) and C(ls) under proot see the files of the container's root and not the host's
-        (see M(armoredgate.volt.volt_proot_info)). Debian's proot 5.1.0 fails the check (programs
-        in its guests see host files at the same paths). Such a proot is used with a warning
+        (see M(armoredgate.volt.volt_proot_info)). Debian's proot 5.1.0 (also Ubuntu's) fails the
+        check: programs in its guests see host files at the same paths, and miss files of the
+        container. Such a proot is refused, with an error that names it and the problem found,
         unless this is V(true).
-      - Get a good proot instead where you can - proot 5.2 or later (Debian's 5.4 source package),
-        Termux's proot, or a binary installed by the P(armoredgate.volt.proot#role) role from
-        C(proot_binary_src) or C(proot_binary_url).
+      - Get a good proot instead where you can - proot 5.2 or later, or Termux's proot. On Debian
+        and Ubuntu the P(armoredgate.volt.proot#role) role builds proot 5.4 from pinned source
+        when the distribution's fails the check, or installs a binary you supply with
+        C(proot_binary_src) or C(proot_binary_url); point O(proot_path) at it.
       - The verdict is kept per proot binary (path, modification time and size) in
         C(<data_dir>/proot-probe.json), so the check runs once per binary; check mode does not
-        write it.
+        write it. With V(true) the check is not run.
       - Only the proot backend uses it; M(armoredgate.volt.volt_container_info) never runs proot
         and ignores it.
     type: bool

@@ -125,6 +125,12 @@ class LocalProot(Target):
     def proot_path(self) -> str:
         return self._extra["proot_path"]
 
+    @property
+    def proot_options(self) -> dict:
+        """The options every module call of this target gets: its proot, and for Debian's 5.1.0
+        the user's acceptance of a proot that does not translate paths."""
+        return dict(self._extra)
+
     def configure(self, host) -> None:
         host.set_variable("ansible_connection", "local")
         host.set_variable("ansible_python_interpreter", sys.executable)

@@ -39,9 +39,11 @@ PROBE_CACHE_FORMAT = 1
 # where stat is missing.
 TRANSLATION_TOOLS = (("stat", ("-c", "%n")), ("ls", ("-d",)))
 UNSAFE_ADVICE = (
-    "Use proot >= 5.2 (Debian's 5.4 source package builds one) or Termux's proot, e.g. installed by "
-    "the armoredgate.volt.proot role from proot_binary_src or proot_binary_url; or set "
-    "allow_unsafe_proot: true to accept it without this warning"
+    "Use proot >= 5.2 or Termux's proot: on Debian and Ubuntu the armoredgate.volt.proot role builds "
+    "proot 5.4 from pinned source when the distribution's fails this check, and it installs a binary "
+    "you supply with proot_binary_src or proot_binary_url; then point proot_path at it. Or set "
+    "allow_unsafe_proot: true to run this proot anyway, knowing that programs in the container see "
+    "the host's files"
 )
 
 
@@ -191,19 +193,23 @@ class ProotBackend(Backend):
             self.proot()
             self.check_start(root, config)
             # Last: a run that fails on its input does not probe (nor write the probe's cache).
-            self.warn_unsafe_proot()
+            self.refuse_unsafe_proot()
 
     # -- path translation ----------------------------------------------------------------------
-    def warn_unsafe_proot(self) -> None:
-        """Warn when proot is known not to translate paths, unless the user accepted that. Callers
-        without the option (the boot hook, the connection plugin: they start or enter what a
-        module already started with this proot) pass no allow_unsafe_proot and are not checked."""
+    def refuse_unsafe_proot(self) -> None:
+        """Refuse a proot known not to translate paths (its guests would see the host's files),
+        unless the user accepted that. Callers without the option (the boot hook, the connection
+        plugin: they start or enter what a module already started with this proot) pass no
+        allow_unsafe_proot and are not checked."""
         allowed = self.settings.get("allow_unsafe_proot")
         if allowed is None or allowed:
             return
         safe, problem = self.path_translation()
         if safe is False:
-            self.runner.warn(f"{self.proot()} does not translate paths correctly: {problem}. {UNSAFE_ADVICE}")
+            raise VoltError(
+                f"{self.proot()} does not translate paths correctly, so it was not used: {problem}. {UNSAFE_ADVICE}",
+                proot=self.proot(),
+            )
 
     def path_translation(self) -> tuple[bool | None, str]:
         """The verdict on this proot binary: from the data dir's cache when it is of this very
@@ -694,7 +700,7 @@ class ProotBackend(Backend):
         records = self._read(name)
         if records is None or not self._running(records[1]):
             raise self.cannot_enter(name)
-        self.warn_unsafe_proot()
+        self.refuse_unsafe_proot()
         options = records[0].get("options", {})
         rootfs = os.path.join(self._dir(name), "rootfs")
         uid, gid, home = self.exec_user(rootfs, user)

@@ -23,6 +23,15 @@ def proot(target):
 
 
 @pytest.fixture
+def proot_options(target):
+    """proot_path and, for a binary that needs it, allow_unsafe_proot: as key=value words."""
+    return " ".join(
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for key, value in target.proot_options.items()
+    )
+
+
+@pytest.fixture
 def data_dir(target):
     return target.data_dir
 

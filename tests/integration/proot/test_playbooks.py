@@ -25,8 +25,8 @@ def ansible(*argv, cwd=TOP):
     )
 
 
-def test_ad_hoc_short_name_from_the_project_directory(proot, data_dir, busybox_rootfs, tmp_path):
-    args = f"name=adhoc rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} proot_path={proot}"
+def test_ad_hoc_short_name_from_the_project_directory(proot_options, data_dir, busybox_rootfs, tmp_path):
+    args = f"name=adhoc rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} {proot_options}"
     first = ansible("ansible", "localhost", "-m", "volt_container", "-a", args)
     assert first.returncode == 0, first.stdout + first.stderr
     second = ansible("ansible", "localhost", "-m", "volt_container", "-a", args, "-t", str(tmp_path / "tree"))
@@ -44,7 +44,7 @@ def test_ad_hoc_short_name_from_the_project_directory(proot, data_dir, busybox_r
     assert gone.returncode == 0 and not os.path.exists(os.path.join(data_dir, "containers", "adhoc"))
 
 
-def test_module_defaults_group_and_containers_role(proot, data_dir, busybox_rootfs, tmp_path):
+def test_module_defaults_group_and_containers_role(target, data_dir, busybox_rootfs, tmp_path):
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(
         yaml.safe_dump(
@@ -54,6 +54,10 @@ def test_module_defaults_group_and_containers_role(proot, data_dir, busybox_root
                         "localhost": {
                             "ansible_connection": "local",
                             "volt_data_dir": data_dir,
+                            # The role's own defaults for its containers: module_defaults do not
+                            # reach options a task omits (ansible-core 2.19), and the role omits
+                            # every option an item does not set.
+                            **{f"volt_{key}": value for key, value in target.proot_options.items()},
                             "volt_containers": [
                                 {"name": "site-a", "rootfs": busybox_rootfs, "command": ["sleep", "1000"]},
                                 {
@@ -69,17 +73,28 @@ def test_module_defaults_group_and_containers_role(proot, data_dir, busybox_root
             }
         )
     )
-    # proot_path comes from module_defaults for the whole action group, also inside the role.
+    # A task of the play gets proot_path (and allow_unsafe_proot for Debian's 5.1.0) from
+    # module_defaults for the whole action group.
     play = tmp_path / "play.yml"
     play.write_text(
         yaml.safe_dump(
             [
                 {
-                    "name": "containers role with group defaults",
+                    "name": "containers role, and group defaults for the play's own tasks",
                     "hosts": "all",
                     "gather_facts": False,
-                    "module_defaults": {"group/armoredgate.volt.volt": {"proot_path": proot}},
+                    "module_defaults": {"group/armoredgate.volt.volt": dict(target.proot_options, data_dir=data_dir)},
                     "roles": ["armoredgate.volt.containers"],
+                    "tasks": [
+                        {
+                            "name": "A container of the play",
+                            "armoredgate.volt.volt_container": {
+                                "name": "site-c",
+                                "rootfs": busybox_rootfs,
+                                "command": ["sleep", "1000"],
+                            },
+                        }
+                    ],
                 }
             ]
         )
@@ -90,17 +105,17 @@ def test_module_defaults_group_and_containers_role(proot, data_dir, busybox_root
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return int(re.search(r"localhost\s*:.*changed=(\d+)", result.stdout).group(1))
 
-    assert run() == 1  # one task (the containers), two items, both changed
+    assert run() == 2  # the role's task (two items, both changed) and the play's task
     states = {
         name: json.load(open(os.path.join(data_dir, "containers", name, "state.json")))["status"]
-        for name in ("site-a", "site-b")
+        for name in ("site-a", "site-b", "site-c")
     }
-    assert states == {"site-a": "running", "site-b": "created"}
+    assert states == {"site-a": "running", "site-b": "created", "site-c": "running"}
     assert run() == 0
 
 
-def test_concurrent_runs_wait_for_each_other(proot, data_dir, busybox_rootfs, tmp_path):
-    args = f"name=race rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} proot_path={proot}"
+def test_concurrent_runs_wait_for_each_other(proot_options, data_dir, busybox_rootfs, tmp_path):
+    args = f"name=race rootfs={busybox_rootfs} command='sleep 1000' data_dir={data_dir} {proot_options}"
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"), ANSIBLE_PYTHON_INTERPRETER=sys.executable)
     runs = [
         subprocess.Popen(

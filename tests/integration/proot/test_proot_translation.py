@@ -1,6 +1,7 @@
 """Debian's proot 5.1.0 does not translate the paths of statx: a glibc guest's stat and ls see the
-host's file at the same path. volt_proot_info detects it, and the modules warn before they run
-such a proot unless the user accepts it (allow_unsafe_proot); 5.4.0 is correct and runs quietly."""
+host's file at the same path. volt_proot_info detects it, and the modules refuse to run such a
+proot (changing nothing) unless the user accepts it (allow_unsafe_proot); 5.4.0 is correct and
+runs quietly."""
 
 from __future__ import annotations
 
@@ -13,6 +14,27 @@ from ..conftest import PROOT_BINARIES
 from ..test_roles import proot_role
 
 SLEEPER = ["/bin/sh", "-c", "exec sleep 1000"]
+
+
+def processes_of(target, name: str) -> list[str]:
+    """Command lines on this machine that name the container's directory (its proot does)."""
+    where = os.path.join(target.data_dir, "containers", name)
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                line = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if where in line:
+            found.append(line)
+    return found
+
+
+def without_verdict(target, snapshot: str) -> list[str]:
+    """A snapshot's lines but those of the data dir itself and the probe's cache."""
+    skipped = (target.data_dir + " ", os.path.join(target.data_dir, "proot-probe.json"))
+    return [line for line in snapshot.splitlines() if not line.startswith(skipped)]
 
 
 def defective(target) -> bool:
@@ -36,14 +58,14 @@ def test_proot_info_compares_a_guest_only_and_a_host_only_path(target, proot):
         assert facts["kernel_release_safe"] is True
 
 
-def warned(target, proot, result) -> str:
-    """The warning about an unsafe proot in result (which ran), with its advice."""
-    assert not result.get("failed"), result.get("msg")
-    found = [w for w in result.get("warnings", []) if "does not translate paths" in w]
-    assert len(found) == 1, result.get("warnings")
-    for advice in (proot, "proot >= 5.2", "proot_binary_src", "proot_binary_url", "allow_unsafe_proot"):
-        assert advice in found[0], found[0]
-    return found[0]
+def refused(target, proot, result) -> str:
+    """The refusal of an unsafe proot in result, with its advice."""
+    assert result.get("failed"), result
+    msg = result["msg"]
+    assert "does not translate paths correctly, so it was not used" in msg, msg
+    for advice in (proot, "proot >= 5.2", "proot_binary_src", "proot_binary_url", "allow_unsafe_proot", "role"):
+        assert advice in msg, msg
+    return msg
 
 
 def quiet(result) -> None:
@@ -51,21 +73,28 @@ def quiet(result) -> None:
     assert not [w for w in result.get("warnings", []) if "translate paths" in w], result.get("warnings")
 
 
-def test_a_proot_that_does_not_translate_paths_is_named_unless_accepted(target, proot, busybox_rootfs):
+def test_a_proot_that_does_not_translate_paths_is_refused_unless_accepted(target, proot, busybox_rootfs):
     args = {"name": "strict", "rootfs": busybox_rootfs, "command": SLEEPER, "allow_unsafe_proot": False}
     cache = os.path.join(target.data_dir, "proot-probe.json")
     before = target.snapshot()
     predicted = target.volt(check=True, **args)
-    assert predicted["changed"] is True
     assert target.snapshot() == before and not os.path.exists(cache), "check mode wrote the probe's cache"
-    started = target.volt(**args)
-    assert started["container"]["status"] == "running", started.get("msg")
     if defective(target):
-        warned(target, proot, predicted)
-        warned(target, proot, started)
+        # Check mode predicts the refusal; the real run refuses before anything touches the disk.
+        refused(target, proot, predicted)
+        refused(target, proot, target.volt(**args))
+        # The only write: the verdict, in the (now private) data dir.
+        assert without_verdict(target, target.snapshot()) == without_verdict(target, before), (
+            "a refused start left something"
+        )
+        assert not os.path.exists(os.path.join(target.data_dir, "containers", "strict"))
+        assert not processes_of(target, "strict")
     else:
+        assert predicted["changed"] is True
         quiet(predicted)
+        started = target.volt(**args)
         quiet(started)
+        assert started["container"]["status"] == "running", started.get("msg")
     # The verdict is kept per binary, privately, so later runs do not pay for the probe.
     assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
     entry = json.load(open(cache))["binaries"][proot]
@@ -73,6 +102,7 @@ def test_a_proot_that_does_not_translate_paths_is_named_unless_accepted(target, 
     accepted = target.volt(**dict(args, name="accepted", allow_unsafe_proot=True))
     quiet(accepted)
     assert accepted["container"]["status"] == "running"
+    assert processes_of(target, "accepted")
 
 
 def test_the_cached_verdict_is_used_for_the_same_binary(target, proot, busybox_rootfs):
@@ -89,27 +119,30 @@ def test_the_cached_verdict_is_used_for_the_same_binary(target, proot, busybox_r
     with open(cache, "w") as handle:
         json.dump({"format": 1, "binaries": {proot: entry}}, handle)
     args = {"name": "cached", "rootfs": busybox_rootfs, "command": SLEEPER, "allow_unsafe_proot": False}
-    assert "a verdict from the cache" in warned(target, proot, target.volt(**args))
+    assert "a verdict from the cache" in refused(target, proot, target.volt(**args))
     # Another binary (or this one changed) is probed again.
     entry["size"] += 1
     with open(cache, "w") as handle:
         json.dump({"format": 1, "binaries": {proot: entry}}, handle)
     again = target.volt(**dict(args, name="again"))
     if defective(target):
-        assert "a verdict from the cache" not in warned(target, proot, again)
+        assert "a verdict from the cache" not in refused(target, proot, again)
     else:
         quiet(again)
+        assert again["container"]["status"] == "running"
 
 
-def test_volt_exec_names_a_proot_that_does_not_translate_paths(target, proot, busybox_rootfs):
+def test_volt_exec_refuses_a_proot_that_does_not_translate_paths(target, proot, busybox_rootfs):
     base = {"name": "entered", "rootfs": busybox_rootfs, "command": SLEEPER}
     assert target.volt(**dict(base, allow_unsafe_proot=True))["container"]["status"] == "running"
-    result = target.volt("volt_exec", name="entered", argv=["echo", "inside"], allow_unsafe_proot=False)
-    assert result["stdout"] == "inside", result
+    result = target.volt("volt_exec", name="entered", argv=["touch", "/ran"], allow_unsafe_proot=False)
+    rootfs = os.path.join(target.data_dir, "containers", "entered", "rootfs")
     if defective(target):
-        warned(target, proot, result)
+        refused(target, proot, result)
+        assert not os.path.exists(os.path.join(rootfs, "ran")), "the refused command ran"
     else:
         quiet(result)
+        assert os.path.exists(os.path.join(rootfs, "ran"))
     quiet(target.volt("volt_exec", name="entered", argv=["echo", "inside"], allow_unsafe_proot=True))
 
 
