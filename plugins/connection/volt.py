@@ -179,7 +179,7 @@ _ENTRY_FAILED = 125  # _enter.ENTRY_FAILED: the container could not be entered
 
 def _entry_code() -> tuple[str, bytes]:
     """(version hash, tar.gz) of the module_utils the entry runs, for copying to a remote host."""
-    from ansible_collections.armoredgate.volt.plugins.module_utils import _enter  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils import _enter
 
     base = os.path.dirname(os.path.abspath(_enter.__file__))
     files = []
@@ -218,7 +218,7 @@ class Connection(ConnectionBase):
         if self._connected:
             return self
         if self.get_option("volt_container_host"):
-            from ansible.plugins.loader import connection_loader  # noqa: PLC0415
+            from ansible.plugins.loader import connection_loader
 
             self._ssh = connection_loader.get("ansible.builtin.ssh", self._play_context)
             direct = {
@@ -234,10 +234,10 @@ class Connection(ConnectionBase):
             self._ssh.set_options(direct={key: value for key, value in direct.items() if value is not None})
             self._ssh._connect()
         else:
-            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (  # noqa: PLC0415
+            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
                 select_backend,
             )
-            from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner  # noqa: PLC0415
+            from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
             self._backend = self._volt(
                 select_backend,
@@ -256,7 +256,7 @@ class Connection(ConnectionBase):
     @staticmethod
     def _volt(function, *args, **kwargs):
         """Call collection code, turning its errors into connection failures."""
-        from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
         try:
             return function(*args, **kwargs)
@@ -300,7 +300,7 @@ class Connection(ConnectionBase):
         display.vvv(f"EXEC in container {self._container}: {argv}", host=self._container)
         if self._ssh is not None:
             return self.entry("exec", *argv, in_data=in_data)
-        from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
         host_argv, env = self._volt(
             self._backend.exec_command, self._container, argv, user=self.get_option("remote_user")
@@ -309,7 +309,7 @@ class Connection(ConnectionBase):
         return rc, out, err
 
     def _rootfs(self) -> str:
-        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import container_rootfs  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import container_rootfs
 
         return self._volt(container_rootfs, self._backend, self._container)
 
@@ -323,7 +323,7 @@ class Connection(ConnectionBase):
                     if rc != 0:
                         raise AnsibleError(f"volt: failed to put {out_path}: {to_native(err or out)}")
                     return
-                from ansible_collections.armoredgate.volt.plugins.module_utils._enter import (  # noqa: PLC0415
+                from ansible_collections.armoredgate.volt.plugins.module_utils._enter import (
                     write_guest_file,
                 )
 
@@ -342,7 +342,7 @@ class Connection(ConnectionBase):
                         raise AnsibleError(f"volt: failed to fetch {in_path}: {to_native(err or out)}")
                     sink.write(out)
                     return
-                from ansible_collections.armoredgate.volt.plugins.module_utils._enter import (  # noqa: PLC0415
+                from ansible_collections.armoredgate.volt.plugins.module_utils._enter import (
                     read_guest_file,
                 )
 

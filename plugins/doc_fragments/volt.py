@@ -39,8 +39,8 @@ options:
       - Before a container starts or a command runs in one, the proot backend checks that the host's
         C(stat) and C(ls) under proot see the files of the container's root and not the host's
         (see M(armoredgate.volt.volt_proot_info)). Debian's proot 5.1.0 (also Ubuntu's) fails the
-        check: programs in its guests see host files at the same paths, and miss files of the
-        container. Such a proot is refused, with an error that names it and the problem found,
+        check - programs in its guests see host files at the same paths, and miss files of
+        the container. Such a proot is refused, with an error that names it and the problem found,
         unless this is V(true).
       - Get a good proot instead where you can - proot 5.2 or later, or Termux's proot. On Debian
         and Ubuntu the P(armoredgate.volt.proot#role) role builds proot 5.4 from pinned source

@@ -97,11 +97,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
 
     def _list(self, where: dict) -> list:
         if where["host"] == "local":
-            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (  # noqa: PLC0415
+            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
                 select_backend,
             )
-            from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError  # noqa: PLC0415
-            from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner  # noqa: PLC0415
+            from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+            from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
             try:
                 backend = select_backend(where["backend"], Runner(), where.get("data_dir"), {})
@@ -109,8 +109,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             except VoltError as exc:
                 raise AnsibleParserError(f"volt_containers: this machine: {exc.msg}") from None
         # The connection plugin runs the listing over SSH, exactly as it enters containers.
-        from ansible.playbook.play_context import PlayContext  # noqa: PLC0415
-        from ansible.plugins.loader import connection_loader  # noqa: PLC0415
+        from ansible.playbook.play_context import PlayContext
+        from ansible.plugins.loader import connection_loader
 
         connection = connection_loader.get("armoredgate.volt.volt", PlayContext())
         direct = {

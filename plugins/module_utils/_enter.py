@@ -143,12 +143,12 @@ def read_guest_file(rootfs: str, path: str, sink) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse  # noqa: PLC0415
+    import argparse
 
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
         select_backend,
     )
-    from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
     parser = argparse.ArgumentParser(prog="volt-enter")
     parser.add_argument("--backend", default="auto")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         backend = select_backend(args.backend, Runner(), args.data_dir, {"proot_path": args.proot_path})
         if args.action == "list":
-            import json  # noqa: PLC0415
+            import json
 
             sys.stdout.write(json.dumps([record.to_result() for record in backend.list()]) + "\n")
             return 0

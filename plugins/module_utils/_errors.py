@@ -13,3 +13,12 @@ class VoltError(Exception):
         super().__init__(msg)
         self.msg = msg
         self.details = details
+
+
+class CorruptRecord(VoltError):
+    """A container whose own records cannot be read or make no sense: listed as corrupt, and
+    removed by state=absent with force (nothing else of it can be trusted)."""
+
+
+class ForeignRecord(VoltError):
+    """A file at a container's path that another tool wrote: never listed, changed or removed."""

@@ -18,7 +18,7 @@ def command_argv(params: dict) -> list[str]:
     if params.get("argv") is not None:
         argv = [str(arg) for arg in params["argv"]]
     else:
-        import shlex  # noqa: PLC0415
+        import shlex
 
         try:
             argv = shlex.split(params.get("cmd") or "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 
 
 def plan(state: str, current: ContainerRecord | None, change: str | None, recreate: bool) -> list[str]:
@@ -65,10 +65,9 @@ class ContainerManager:
         name = self.params["name"]
         try:
             return self.backend.inspect(name, persist=not self.check_mode)
-        except VoltError as exc:
-            if not (exc.details.get("corrupt") and self.params["force"]):
-                if exc.details.get("corrupt"):
-                    exc.msg += " (force: true removes the broken container)"
+        except CorruptRecord as exc:
+            if not self.params["force"]:
+                exc.msg += " (force: true removes the broken container)"
                 raise
             # force: treat the broken container as one that must be replaced
             return ContainerRecord(name=name, backend=self.backend.name, status="corrupt")

@@ -40,8 +40,7 @@ def _backend(module):
 
 
 def _fail(module, exc: VoltError) -> None:
-    details = {key: value for key, value in exc.details.items() if key not in ("corrupt",)}
-    module.fail_json(msg=exc.msg, **details)
+    module.fail_json(msg=exc.msg, **exc.details)
 
 
 def run_container(module) -> None:
@@ -111,10 +110,10 @@ def image_module_spec() -> dict:
 
 
 def run_image(module) -> None:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
         default_data_dir,
     )
-    from ansible_collections.armoredgate.volt.plugins.module_utils._images._manager import (  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._images._manager import (
         ImageManager,
     )
 
@@ -133,7 +132,7 @@ def proot_info_module_spec() -> dict:
 
 
 def run_proot_info(module) -> None:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (
         ProotBackend,
     )
 
@@ -175,7 +174,7 @@ def exec_module_spec() -> dict:
 
 
 def run_exec(module) -> None:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._exec import Execution  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._exec import Execution
 
     try:
         backend = _backend(module)

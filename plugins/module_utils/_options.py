@@ -35,7 +35,7 @@ def _image(value: object) -> str:
 
 
 def _command(value: object) -> list[str]:
-    import shlex  # noqa: PLC0415 - only needed when a command is given as a string
+    import shlex
 
     try:
         argv = shlex.split(value) if isinstance(value, str) else value
@@ -89,7 +89,7 @@ def _port(value: str) -> str:
 
 
 def _memory(value: object) -> int:
-    from ansible.module_utils.common.text.formatters import human_to_bytes  # noqa: PLC0415 - rarely needed
+    from ansible.module_utils.common.text.formatters import human_to_bytes
 
     try:
         amount = human_to_bytes(str(value)) if not isinstance(value, int) else value

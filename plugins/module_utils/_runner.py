@@ -28,7 +28,7 @@ class Runner:
         argv = [str(arg) for arg in argv]
         try:
             if self._module is None:
-                import subprocess  # noqa: PLC0415
+                import subprocess
 
                 done = subprocess.run(
                     argv,
@@ -74,10 +74,10 @@ class Runner:
         this call) would wait for them. on_exit (a callable) ends what argv left behind in other
         ways (a systemd scope): called once argv itself has exited, and after a timeout.
         Returns (rc, stdout, stderr, timed_out). run_command has no timeout, hence this method."""
-        import subprocess  # noqa: PLC0415
-        import time  # noqa: PLC0415
+        import subprocess
+        import time
 
-        from ansible_collections.armoredgate.volt.plugins.module_utils import _process  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils import _process
 
         argv = [str(arg) for arg in argv]
         try:
@@ -120,7 +120,7 @@ class Runner:
 
     def which(self, program: str, extra_dirs: list[str] | None = None) -> str | None:
         if self._module is None:
-            import shutil  # noqa: PLC0415
+            import shutil
 
             path = os.pathsep.join([os.environ.get("PATH", os.defpath), *(extra_dirs or [])])
             return shutil.which(program, path=path)
@@ -128,7 +128,7 @@ class Runner:
 
     def warn(self, msg: str) -> None:
         if self._module is None:
-            import sys  # noqa: PLC0415
+            import sys
 
             sys.stderr.write(f"[WARNING]: {msg}\n")
         else:

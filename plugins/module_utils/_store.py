@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 
 
 def utc_now() -> str:
@@ -76,9 +76,9 @@ def read_json(path: str) -> dict:
         with open(path, encoding="utf-8") as handle:
             value = json.load(handle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise VoltError(f"corrupt record {path}: {exc}", path=path, corrupt=True) from None
+        raise CorruptRecord(f"corrupt record {path}: {exc}", path=path) from None
     if not isinstance(value, dict):
-        raise VoltError(f"corrupt record {path}: expected a mapping", path=path, corrupt=True)
+        raise CorruptRecord(f"corrupt record {path}: expected a mapping", path=path)
     return value
 
 
@@ -89,18 +89,16 @@ def read_config(path: str) -> dict:
     except VoltError:
         pass
     try:
-        import yaml  # noqa: PLC0415 - only files written by other Volt tools need it
+        import yaml
     except ImportError:
-        raise VoltError(
-            f"{path} is not JSON and PyYAML is not installed to read it as YAML", path=path, corrupt=True
-        ) from None
+        raise CorruptRecord(f"{path} is not JSON and PyYAML is not installed to read it as YAML", path=path) from None
     try:
         with open(path, encoding="utf-8") as handle:
             value = yaml.safe_load(handle)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise VoltError(f"corrupt record {path}: {exc}", path=path, corrupt=True) from None
+        raise CorruptRecord(f"corrupt record {path}: {exc}", path=path) from None
     if not isinstance(value, dict):
-        raise VoltError(f"corrupt record {path}: expected a mapping", path=path, corrupt=True)
+        raise CorruptRecord(f"corrupt record {path}: expected a mapping", path=path)
     return value
 
 

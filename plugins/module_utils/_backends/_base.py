@@ -204,8 +204,8 @@ class Backend(ABC):
         Without a key yet (and create_key False, as in check mode) a throwaway key is used: the
         digests then match nothing, which is right, since no container can hold one yet.
         """
-        import hashlib  # noqa: PLC0415 - only secret_env needs these
-        import hmac  # noqa: PLC0415
+        import hashlib
+        import hmac
 
         key = self._secret_key(create_key)
         return {

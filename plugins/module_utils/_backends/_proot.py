@@ -19,7 +19,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
     Backend,
     ContainerRecord,
 )
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
@@ -79,7 +79,7 @@ def _under(path: str, directories: list[str]) -> bool:
 
 def translation_script(tools: list[tuple[str, list[str]]], guest: str, host: str) -> str:
     """A shell script printing '<tool> guest|host seen|missing' for each tool and path."""
-    import shlex  # noqa: PLC0415 - only probes need it
+    import shlex
 
     lines = []
     for name, argv in tools:
@@ -271,7 +271,7 @@ class ProotBackend(Backend):
 
     def _scratch_parent(self, binds: list[str]) -> str:
         """A writable host directory outside every bind: what is made there exists only on the host."""
-        import tempfile  # noqa: PLC0415
+        import tempfile
 
         for directory in (tempfile.gettempdir(), os.path.expanduser("~"), self.data_dir):
             if os.path.isdir(directory) and os.access(directory, os.W_OK) and not _under(directory, binds):
@@ -282,8 +282,8 @@ class ProotBackend(Backend):
         """{release: (safe, problem)}: does the host's stat (and ls) under proot, in an empty root
         with the host's program directories bound in, see a file of that root and not a file
         that exists only on the host? A release other than None runs proot with -k release."""
-        import shutil  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
+        import shutil
+        import tempfile
 
         binds = probe_binds()
         tools = self.translation_tools(binds)
@@ -329,8 +329,8 @@ class ProotBackend(Backend):
             return None
         for record in ("config.yaml", "state.json"):
             if not os.path.isfile(os.path.join(directory, record)):
-                raise VoltError(
-                    f"corrupt container {name}: {record} is missing", path=os.path.join(directory, record), corrupt=True
+                raise CorruptRecord(
+                    f"corrupt container {name}: {record} is missing", path=os.path.join(directory, record)
                 )
         config = _store.read_config(os.path.join(directory, "config.yaml"))
         state = _store.read_json(os.path.join(directory, "state.json"))
@@ -338,7 +338,7 @@ class ProotBackend(Backend):
         if problem:
             record, what = problem
             path = os.path.join(directory, record)
-            raise VoltError(f"corrupt container {name}: {record}: {what}", path=path, corrupt=True)
+            raise CorruptRecord(f"corrupt container {name}: {record}: {what}", path=path)
         # The directory names the container: a record's own name (and the rootfs derived from it)
         # must never point the proofs below at another container's processes.
         return config, dict(state, name=name)
@@ -527,7 +527,7 @@ class ProotBackend(Backend):
                 continue  # never a container's (lost+found, a user's own directory)
             try:
                 record = self.inspect(name)
-            except VoltError as exc:
+            except VoltError as exc:  # a CorruptRecord, or a record that cannot be read at all
                 record = ContainerRecord(name=name, backend=self.name, status="corrupt", config={"error": exc.msg})
             if record is not None:
                 records.append(record)
@@ -543,7 +543,7 @@ class ProotBackend(Backend):
             _store.private_dir(directory)
         if os.path.lexists(final):
             raise VoltError(f"container {name} already exists at {final}", path=final)
-        import tempfile  # noqa: PLC0415 - only creating and removing need it; keep no-op runs lean
+        import tempfile
 
         # Build under a hidden name and rename into place: a failure leaves no half container.
         staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
@@ -588,15 +588,14 @@ class ProotBackend(Backend):
         directory = self._dir(name)
         try:
             self.stop(name, stop_timeout)
-        except VoltError as exc:
-            if not exc.details.get("corrupt"):
-                raise
+        except CorruptRecord:
+            pass
         # Whatever still runs on this rootfs (a record too broken to name it, a volt_exec) ends
         # before its files go: found by proof, a proot of this user with this rootfs.
         proots = self._proots_of(name)
         if proots:
             self._end(name, proots, min(proots, key=lambda proot: proot[1]), stop_timeout)
-        import tempfile  # noqa: PLC0415 - see create()
+        import tempfile
 
         doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(directory))
         os.rename(directory, os.path.join(doomed, name))
@@ -744,8 +743,8 @@ class ProotBackend(Backend):
         with -k, which Debian's proot 5.1.0 breaks (every stat fails with EINVAL); then the host's
         stat and ls compare a guest-only and a host-only path, with and without -k. Always
         probed afresh: nothing is read from or written to the cache."""
-        import shutil  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
+        import shutil
+        import tempfile
 
         proot = self.proot()
         _rc, banner, banner_err = self.runner.run([proot, "-V"], check=False)

@@ -26,14 +26,14 @@ def select_backend(requested: str, runner, data_dir: str | None, settings: dict)
     # Each backend is imported only when chosen: a no-op run should not pay for the other.
     name = backend_name(requested, runner)
     if name == "proot":
-        from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (
             ProotBackend,
         )
 
         return ProotBackend(runner, data_dir, settings)
     if os.geteuid() != 0:
         raise VoltError("the systemd backend manages system units and needs root (use become: true)")
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import (  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import (
         SystemdBackend,
     )
 

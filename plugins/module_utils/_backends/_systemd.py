@@ -22,7 +22,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
     Backend,
     ContainerRecord,
 )
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 NSPAWN_DIR = "/etc/systemd/nspawn"
@@ -41,7 +41,7 @@ def _rfc3339(timestamp: str | None) -> str | None:
     """systemctl's '@<seconds>' (--timestamp=unix) as the RFC 3339 UTC time the proot backend reports."""
     if not timestamp or not timestamp.startswith("@") or not timestamp[1:].isdigit() or timestamp == "@0":
         return None
-    import datetime  # noqa: PLC0415 - only for reporting
+    import datetime
 
     moment = datetime.datetime.fromtimestamp(int(timestamp[1:]), datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -147,26 +147,23 @@ class SystemdBackend(Backend):
             with open(path, encoding="utf-8", errors="replace") as handle:
                 text = handle.read()
         except IsADirectoryError as exc:
-            raise VoltError(f"corrupt record in {path}: {exc}", path=path, corrupt=True) from None
+            raise CorruptRecord(f"corrupt record in {path}: {exc}", path=path) from None
         except FileNotFoundError:
             if os.path.isdir(self._rootfs(name)):
-                raise VoltError(
+                raise CorruptRecord(
                     f"corrupt container {name}: {path} is missing but its rootfs {self._rootfs(name)} exists",
                     path=path,
-                    corrupt=True,
                 ) from None
             return None
         try:
             record = _units.parse_record(text)
         except ValueError as exc:
-            raise VoltError(f"corrupt record in {path}: {exc}", path=path, corrupt=True) from None
+            raise CorruptRecord(f"corrupt record in {path}: {exc}", path=path) from None
         if record is None:
             # Not corrupt: force must not remove another tool's file.
-            raise VoltError(
-                f"{path} was not written by Volt; refusing to manage container {name}", path=path, foreign=True
-            )
+            raise ForeignRecord(f"{path} was not written by Volt; refusing to manage container {name}", path=path)
         if not isinstance(record.get("config", {}), dict):
-            raise VoltError(f"corrupt record in {path}: its config is not a mapping", path=path, corrupt=True)
+            raise CorruptRecord(f"corrupt record in {path}: its config is not a mapping", path=path)
         return record
 
     @staticmethod
@@ -257,9 +254,9 @@ class SystemdBackend(Backend):
                 continue  # not a name Volt gives: another tool's machine
             try:
                 record = self.inspect(name)
-            except VoltError as exc:
-                if exc.details.get("foreign"):
-                    continue  # another tool's machine
+            except ForeignRecord:
+                continue  # another tool's machine
+            except VoltError as exc:  # a CorruptRecord, or a record that cannot be read at all
                 record = ContainerRecord(
                     name=name, backend=self.name, status="corrupt", rootfs=self._rootfs(name), config={"error": exc.msg}
                 )
@@ -322,7 +319,7 @@ class SystemdBackend(Backend):
         containers = os.path.dirname(final)
         for directory in (self.data_dir, containers):  # nobody but root may reach the trees
             _store.private_dir(directory)
-        import tempfile  # noqa: PLC0415 - only creating and removing need it
+        import tempfile
 
         staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
         written: list[str] = []
@@ -377,7 +374,7 @@ class SystemdBackend(Backend):
         self._systemctl("reset-failed", unit, check=False)
         rootfs = self._rootfs(name)
         if os.path.lexists(rootfs):
-            import tempfile  # noqa: PLC0415 - see create()
+            import tempfile
 
             doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(rootfs))
             os.rename(rootfs, os.path.join(doomed, name))

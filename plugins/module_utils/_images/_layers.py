@@ -69,6 +69,10 @@ class LayerError(VoltError):
     """A layer that breaks the rules; names the layer and the entry."""
 
 
+class LayerTooLarge(LayerError):
+    """The unpacked files would exceed the applier's max_bytes."""
+
+
 class _Unreachable(LayerError):
     """A path component is a symlink or not a directory."""
 
@@ -177,11 +181,11 @@ def open_layer(fileobj, layer: str, compression: str | None = "auto") -> tarfile
         compression = next((kind for magic, kind in _COMPRESSIONS.items() if head.startswith(magic)), None)
     try:
         if compression == "gzip":
-            import gzip  # noqa: PLC0415 - only compressed layers need it
+            import gzip
 
             fileobj = gzip.GzipFile(fileobj=fileobj, mode="rb")
         elif compression == "bzip2":
-            import bz2  # noqa: PLC0415
+            import bz2
 
             fileobj = bz2.BZ2File(fileobj, mode="rb")
         elif compression == "xz":
@@ -212,7 +216,7 @@ class _FileWriter:
         self._bytes = 0
         self._pool = None
         if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+            from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="volt-layer-write")
 
@@ -640,7 +644,7 @@ class LayerApplier:
     def _claim(self, member: tarfile.TarInfo, relative: str, layer: str) -> None:
         """LayerError if the entry's size, as its header claims, would pass max_bytes."""
         if self.max_bytes is not None and self.bytes_written + member.size > self.max_bytes:
-            raise LayerError(
+            raise LayerTooLarge(
                 f"layer {layer}: entry {relative!r} ({member.size} bytes) makes the unpacked files exceed "
                 f"the limit of {self.max_bytes} bytes",
                 layer=layer,

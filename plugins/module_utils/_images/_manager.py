@@ -17,7 +17,7 @@ import tarfile
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier, LayerTooLarge
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import (
     ImageStore,
     file_digest,
@@ -224,7 +224,7 @@ class ImageManager:
 
     # -- OCI ---------------------------------------------------------------------------------
     def _registry(self, reference):
-        from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci import Registry  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci import Registry
 
         params = self.params
         return Registry(
@@ -236,7 +236,7 @@ class ImageManager:
         )
 
     def _run_oci(self, name: str, current: dict | None) -> dict:
-        from ansible_collections.armoredgate.volt.plugins.module_utils._images import _oci  # noqa: PLC0415
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images import _oci
 
         reference = _oci.Reference(self.params["reference"])
         wanted_platform = _oci.parse_platform(self.params.get("platform"))
@@ -250,9 +250,9 @@ class ImageManager:
         try:
             _top, _media, top_digest = registry.manifest(reference.digest or reference.tag)
         except VoltError:
-            if self.params["validate_certs"] or registry.base.startswith("http:"):
+            if self.params["validate_certs"] or registry.plain_http:
                 raise
-            registry.base = "http" + registry.base[len("https") :]  # an insecure registry speaks plain HTTP
+            registry.use_plain_http()
             _top, _media, top_digest = registry.manifest(reference.digest or reference.tag)
         if same_request and current.get("top_digest") == top_digest and not self.params["force"]:
             return {"changed": False, "actions": [], "image": self._result(name), "requests": registry.requests}
@@ -291,7 +291,7 @@ class ImageManager:
         }
 
     def _build_oci(self, name: str, registry, manifest: dict, entry: dict) -> list[dict]:
-        import time  # noqa: PLC0415
+        import time
 
         timings = []
         staging = self.store.staging(name)
@@ -320,7 +320,7 @@ class ImageManager:
     def _zstd(self):
         """The zstd decoder at hand: Python's (3.14+), else the zstd program, else None."""
         try:
-            from compression import zstd  # noqa: PLC0415
+            from compression import zstd
         except ImportError:
             return self.runner.which("zstd")
         return zstd
@@ -450,9 +450,9 @@ class ImageManager:
     def _unpack(path: str, compression, applier: LayerApplier, budget: _Budget, *, what: str, label: str) -> None:
         """Apply the tar stream in the file at path (compression: '', 'gzip', 'xz', 'bzip2' or a
         zstd module) and check the whole stream: decoder CRCs, end-of-archive, nothing after it."""
-        import bz2  # noqa: PLC0415
-        import gzip  # noqa: PLC0415
-        import lzma  # noqa: PLC0415
+        import bz2
+        import gzip
+        import lzma
 
         if not compression:
             source = open(path, "rb")
@@ -465,9 +465,7 @@ class ImageManager:
             with tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK) as archive:
                 try:
                     applier.apply(archive, label)
-                except VoltError as exc:
-                    if f"limit of {applier.max_bytes} bytes" not in exc.msg:
-                        raise
+                except LayerTooLarge as exc:
                     # The applier's own cap is max_size: say which option to raise.
                     message = f"{exc.msg}: the image exceeds max_size ({budget.text})"
                     raise VoltError(message, **dict(exc.details, max_size=applier.max_bytes)) from None
@@ -475,9 +473,9 @@ class ImageManager:
 
     def _download(self, wanted: dict) -> str:
         """Stream the URL into the blob store while hashing; keep it only if the digest matches."""
-        import hashlib  # noqa: PLC0415 - only downloads need these
+        import hashlib
 
-        from ansible.module_utils.urls import open_url  # noqa: PLC0415
+        from ansible.module_utils.urls import open_url
 
         digest = wanted.get("digest")
         cached = self.store.verified_blob(digest) if digest else None
@@ -523,8 +521,8 @@ class _LayerFetcher:
     """
 
     def __init__(self, store, registry, layers: list) -> None:
-        import queue  # noqa: PLC0415
-        import threading  # noqa: PLC0415
+        import queue
+        import threading
 
         self.store, self.registry, self.layers = store, registry, list(layers)
         self._results: queue.Queue = queue.Queue()
@@ -547,7 +545,7 @@ class _LayerFetcher:
             yield descriptor, blob, cached, seconds
 
     def _download_all(self) -> None:
-        import time  # noqa: PLC0415
+        import time
 
         for descriptor in self.layers:
             if self._stop.is_set():

@@ -146,23 +146,29 @@ class Registry:
         password=None,
         validate_certs=True,
         ca_path=None,
-        insecure_http=False,
     ) -> None:
         self.reference = reference
         self.username = username
         self.password = password
         self.validate_certs = validate_certs
         self.ca_path = ca_path
-        scheme = "http" if insecure_http else "https"
-        self.base = f"{scheme}://{reference.registry}/v2/{reference.repository}"
+        self.base = f"https://{reference.registry}/v2/{reference.repository}"
         self._authorization: str | None = None
         self.requests = 0
+
+    @property
+    def plain_http(self) -> bool:
+        return self.base.startswith("http:")
+
+    def use_plain_http(self) -> None:
+        """Speak plain HTTP from now on: what an insecure registry (validate_certs false) may need."""
+        self.base = "http" + self.base[len("https") :]
 
     # -- HTTP ----------------------------------------------------------------------------------
     def _follow(self, url: str, headers: dict, method: str, authorization: str | None, trusted: tuple):
         """Open url, following redirects by hand: authorization goes only to the trusted origin,
         and an https URL never leads to http. _Failure for HTTP errors and unreachable hosts."""
-        from ansible.module_utils.urls import open_url  # noqa: PLC0415 - only pulls need it
+        from ansible.module_utils.urls import open_url
 
         for _hop in range(_MAX_REDIRECTS + 1):
             sent = dict(headers)
@@ -227,7 +233,7 @@ class Registry:
                 f"{self.reference.registry} asks for a token from {realm!r}: only an https realm (or an http "
                 "one for a plain-HTTP registry) gets the request"
             )
-        from urllib.parse import urlencode  # noqa: PLC0415
+        from urllib.parse import urlencode
 
         query = {key: params[key] for key in ("service", "scope") if key in params}
         query.setdefault("scope", f"repository:{self.reference.repository}:pull")

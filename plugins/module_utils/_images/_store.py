@@ -192,6 +192,6 @@ class ImageStore:
 
 
 def _nspawn_config(text: str) -> dict:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._units import parse_record  # noqa: PLC0415
+    from ansible_collections.armoredgate.volt.plugins.module_utils._units import parse_record
 
     return (parse_record(text) or {})["config"]

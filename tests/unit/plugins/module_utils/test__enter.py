@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import sys
+import threading
 
 import pytest
 
@@ -177,7 +178,6 @@ def test_failed_put_leaves_the_target_and_no_temporary(rootfs):
 
 
 def test_fetch_refuses_what_is_not_a_regular_file_without_blocking(rootfs):
-    import threading  # noqa: PLC0415
 
     os.mkfifo(rootfs / "srv" / "fifo")  # opening it for reading would wait for a writer
     os.symlink("/srv/fifo", rootfs / "fifo-link")

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -115,7 +116,6 @@ while time.monotonic() < end:
 
 
 def test_fetch_of_a_file_swapped_for_a_fifo_never_blocks(tmp_path):
-    import threading  # noqa: PLC0415
 
     root = tmp_path / "rootfs"
     (root / "tmp").mkdir(parents=True)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _store
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -42,9 +42,9 @@ def test_corrupt_records_are_reported(tmp_path, content):
     path = str(tmp_path / "state.json")
     with open(path, "w", encoding="latin-1") as handle:
         handle.write(content)
-    with pytest.raises(VoltError) as info:
+    with pytest.raises(CorruptRecord) as info:
         _store.read_config(path)
-    assert info.value.details["corrupt"] and path in info.value.msg
+    assert path in info.value.msg
 
 
 def _hold_lock(locks_dir, seconds, started):

@@ -8,6 +8,7 @@ waited for, and a removed container leaves no lock file."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -138,7 +139,6 @@ def test_a_tree_without_usr_is_created_with_one_and_the_image_keeps_none(make_ba
 
 
 def _copy(source, dest) -> None:
-    import shutil  # noqa: PLC0415
 
     shutil.copytree(source, dest, symlinks=True)
 

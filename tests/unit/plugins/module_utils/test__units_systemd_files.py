@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _units
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _systemd
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
 
 
 class QuietRunner:
@@ -116,6 +116,7 @@ def test_a_foreign_file_is_refused_without_being_corrupt_and_never_removed(backe
         handle.write("[Exec]\nBoot=yes\n")
     with pytest.raises(VoltError, match="not written by Volt") as caught:
         backend.inspect("theirs")
-    assert not caught.value.details.get("corrupt"), "force: true would then remove it"
+    assert isinstance(caught.value, ForeignRecord)
+    assert not isinstance(caught.value, CorruptRecord), "force: true would then remove it"
     backend.remove("theirs", 1)
     assert os.path.exists(path)

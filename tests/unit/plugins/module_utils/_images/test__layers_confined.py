@@ -6,8 +6,10 @@ its modes, owners, times, contents and entries are exactly as before.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import os
 import stat
 import tarfile
@@ -338,9 +340,6 @@ def test_complete_layers_and_empty_layers_still_apply(root):
 
 
 def compress(data: bytes, kind: str) -> bytes:
-    import bz2  # noqa: PLC0415
-    import lzma  # noqa: PLC0415
-
     return {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress, "plain": bytes}[kind](data)
 
 
