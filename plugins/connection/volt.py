@@ -234,18 +234,15 @@ class Connection(ConnectionBase):
             self._ssh.set_options(direct={key: value for key, value in direct.items() if value is not None})
             self._ssh._connect()
         else:
-            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
-                select_backend,
-            )
+            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
             from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
-            self._backend = self._volt(
-                select_backend,
-                self.get_option("volt_backend"),
-                Runner(),
-                self.get_option("volt_data_dir"),
-                {"proot_path": self.get_option("volt_proot_path")},
-            )
+            options = {
+                "backend": self.get_option("volt_backend"),
+                "data_dir": self.get_option("volt_data_dir"),
+                "proot_path": self.get_option("volt_proot_path"),
+            }
+            self._backend = self._volt(make_backend, Runner(), options)
         self._connected = True
         return self
 

@@ -97,14 +97,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
 
     def _list(self, where: dict) -> list:
         if where["host"] == "local":
-            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
-                select_backend,
-            )
+            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
             from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
             from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
             try:
-                backend = select_backend(where["backend"], Runner(), where.get("data_dir"), {})
+                backend = make_backend(Runner(), where)
                 return [record.to_result() for record in backend.list()]
             except VoltError as exc:
                 raise AnsibleParserError(f"volt_containers: this machine: {exc.msg}") from None

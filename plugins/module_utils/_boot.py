@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="the Volt data directory (default: the user's)")
     parser.add_argument("--proot-path", help="the proot binary (default: looked up like the modules do)")
     args = parser.parse_args(argv)
+    # Built directly, not by _select.make_backend: the hook is copied to the device with only the
+    # proot backend's files (roles/proot/vars/main.yml).
     backend = ProotBackend(Runner(), args.data_dir, {"proot_path": args.proot_path})
     started, errors = start_enabled(backend)
     for name in started:

@@ -145,9 +145,7 @@ def read_guest_file(rootfs: str, path: str, sink) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import (
-        select_backend,
-    )
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
     from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
 
     parser = argparse.ArgumentParser(prog="volt-enter")
@@ -160,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
-        backend = select_backend(args.backend, Runner(), args.data_dir, {"proot_path": args.proot_path})
+        backend = make_backend(Runner(), vars(args))
         if args.action == "list":
             import json
 

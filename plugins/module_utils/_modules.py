@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options
-from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import select_backend
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._manager import ContainerManager
 from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
@@ -29,14 +29,7 @@ def container_info_module_spec() -> dict:
 
 
 def _backend(module):
-    runner = Runner(module)
-    params = module.params
-    settings = {
-        "proot_path": params["proot_path"],
-        "allow_unsafe_proot": params["allow_unsafe_proot"],
-        "check_mode": module.check_mode,  # the proot probe's cache is not written in check mode
-    }
-    return select_backend(params["backend"], runner, params["data_dir"], settings)
+    return make_backend(Runner(module), module.params, check_mode=module.check_mode)
 
 
 def _fail(module, exc: VoltError) -> None:
@@ -132,12 +125,7 @@ def proot_info_module_spec() -> dict:
 
 
 def run_proot_info(module) -> None:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import (
-        ProotBackend,
-    )
-
-    params = module.params
-    backend = ProotBackend(Runner(module), params["data_dir"], {"proot_path": params["proot_path"]})
+    backend = make_backend(Runner(module), dict(module.params, backend="proot"))
     try:
         proot = backend.probe()
     except VoltError as exc:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _guest_path
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
@@ -157,6 +159,35 @@ def remove_tree(path: str) -> None:
     except OSError:
         _make_directories_writable(path)
         shutil.rmtree(path)
+
+
+@contextmanager
+def staged(parent: str, label: str, mode: int) -> Iterator[str]:
+    """A hidden directory in parent (.<label>.creating-*) to build a tree in, which the caller
+    renames into place: readers never see half a tree, and a failure inside the block removes
+    what was built (nothing, once it was renamed)."""
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix=f".{label}.creating-", dir=parent)
+    try:
+        os.chmod(staging, mode)
+        yield staging
+    except BaseException:
+        remove_tree(staging)
+        raise
+
+
+def remove_aside(path: str, label: str) -> None:
+    """Remove a tree by renaming it first into a hidden directory beside it (.<label>.removing-*):
+    its path is free at once, and an interrupted removal leaves only a hidden directory that
+    listings skip."""
+    if not os.path.lexists(path):
+        return
+    import tempfile
+
+    doomed = tempfile.mkdtemp(prefix=f".{label}.removing-", dir=os.path.dirname(path))
+    os.rename(path, os.path.join(doomed, os.path.basename(path)))
+    remove_tree(doomed)
 
 
 # The largest uid/gid Linux accepts ((uid_t)-1 means "no change" to chown and setresuid).

@@ -9,14 +9,18 @@ import os
 from abc import ABC, abstractmethod
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
-from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
     absolute_path,
-    image_dir_name,
     validate_name,
 )
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def remapped_ports(config: dict) -> list[str]:
+    """The ports that map a host port to a different container port ("8080:80")."""
+    return [port for port in config.get("ports") or [] if port.split(":")[0] != port.split(":")[1]]
 
 
 class ContainerRecord:
@@ -82,6 +86,87 @@ class Backend(ABC):
         self.data_dir = absolute_path(data_dir, "data_dir") if data_dir else default_data_dir()
         self.settings = settings
 
+    # -- where containers live -------------------------------------------------------------------
+    @property
+    def containers_dir(self) -> str:
+        """<data_dir>/containers: one directory per container, named after it."""
+        return os.path.join(self.data_dir, "containers")
+
+    def container_dir(self, name: str) -> str:
+        return os.path.join(self.containers_dir, validate_name(name))
+
+    @abstractmethod
+    def rootfs(self, name: str) -> str:
+        """The container's root filesystem on the host."""
+
+    def _container_names(self) -> list[str]:
+        """The names of the directories in containers_dir that may be containers: not hidden
+        (staging and removal directories), not stray files, only names Volt gives."""
+        try:
+            entries = sorted(os.listdir(self.containers_dir))
+        except FileNotFoundError:
+            return []
+        names = []
+        for entry in entries:
+            if entry.startswith(".") or not os.path.isdir(os.path.join(self.containers_dir, entry)):
+                continue
+            try:
+                names.append(validate_name(entry))
+            except VoltError:
+                continue  # lost+found, a user's own directory
+        return names
+
+    @abstractmethod
+    def stored_configs(self) -> dict[str, dict]:
+        """Each container's stored options, by name, from this backend's own records only (no
+        live state; unreadable records are left out): what the image store needs to know
+        which containers use an image."""
+
+    def _survey(self, names: list[str]) -> list[ContainerRecord]:
+        """The records of the containers named: one that cannot be read is listed as corrupt, so
+        one broken container never hides the others; names Volt never gives (lost+found, a
+        user's own directory) and other tools' containers are skipped."""
+        records = []
+        for name in names:
+            try:
+                validate_name(name)
+            except VoltError:
+                continue
+            try:
+                record = self.inspect(name)
+            except ForeignRecord:
+                continue
+            except VoltError as exc:  # a CorruptRecord, or a record that cannot be read at all
+                record = self._corrupt(name, exc.msg)
+            except (OSError, ValueError) as exc:
+                record = self._corrupt(name, f"cannot read the records of container {name}: {exc}")
+            # A record placing its rootfs elsewhere belongs to another data_dir.
+            if record is not None and record.rootfs == self.rootfs(name):
+                records.append(record)
+        return records
+
+    def _corrupt(self, name: str, error: str) -> ContainerRecord:
+        return ContainerRecord(
+            name=name, backend=self.name, status="corrupt", rootfs=self.rootfs(name), config={"error": error}
+        )
+
+    def guest_env(self, name: str, config: dict, home: str = "/root") -> dict[str, str]:
+        """A container's whole environment: a clean base (nothing of the module's leaks in), what
+        this backend adds, then the user's env and secret_env."""
+        return {
+            "HOME": home,
+            "PATH": GUEST_PATH,
+            "TERM": "xterm",
+            "CONTAINER_NAME": name,
+            **self.backend_env(),
+            **(config.get("env") or {}),
+            **self.read_secrets(name),
+        }
+
+    def backend_env(self) -> dict[str, str]:
+        """Variables this backend sets in every container."""
+        return {}
+
     def lock(self, name: str) -> _store.Lock:
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
         return _store.Lock(os.path.join(self.data_dir, "locks"), name)
@@ -90,23 +175,38 @@ class Backend(ABC):
         """Config values this backend chooses for a new container when the user gives none."""
         return {}
 
+    def _images(self):
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import ImageStore
+
+        return ImageStore(self.data_dir)
+
     def image_digest(self, image: str) -> str | None:
         """The digest the store records for the image (None for directory images)."""
-        try:
-            return _store.read_json(os.path.join(self.data_dir, "images", ".index.json")).get(image, {}).get("digest")
-        except (FileNotFoundError, VoltError):
-            return None
+        return self._images().digest(image)
 
     def image_path(self, image: str) -> str:
-        """The image's tree in the store, <data_dir>/images/<image> (both backends share it)."""
-        images = os.path.join(self.data_dir, "images")
-        for candidate in (image, image_dir_name(image)):
-            path = os.path.join(images, candidate)
-            if "/" not in candidate and os.path.isdir(path):
-                return path
-        raise VoltError(
-            f"image {image!r} is not in the image store {images} (add it with volt_image, or use rootfs)", image=image
-        )
+        """The image's tree in the store (both backends share it)."""
+        store = self._images()
+        path = store.existing_tree(image)
+        if path is None:
+            raise VoltError(
+                f"image {image!r} is not in the image store {store.images} (add it with volt_image, or use rootfs)",
+                image=image,
+            )
+        return path
+
+    def _new_container(self, name: str, config: dict, *private: str) -> tuple[str, str]:
+        """(source tree, container directory) for a container about to be created: the data
+        dir, the containers dir and any other directory given made private, and the container
+        not there yet. The backend builds it with _rootfs.staged and renames it into place."""
+        source = self.source(name, config)
+        final = self.container_dir(name)
+        # Nobody but the owner may reach the trees (their setuid files, their secrets).
+        for directory in (self.data_dir, self.containers_dir, *private):
+            _store.private_dir(directory)
+        if os.path.lexists(final):
+            raise VoltError(f"container {name} already exists at {final}", path=final)
+        return source, final
 
     def source(self, name: str, config: dict) -> str:
         """Where a new container's root filesystem comes from: its image, or the rootfs directory."""

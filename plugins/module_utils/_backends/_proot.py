@@ -15,12 +15,11 @@ import re
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _process, _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
-    GUEST_PATH,
     Backend,
     ContainerRecord,
+    remapped_ports,
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
 FALLBACK_LOCATIONS = (
@@ -136,8 +135,8 @@ class ProotBackend(Backend):
         self._translation: tuple[bool | None, str] | None = None
 
     # -- paths -------------------------------------------------------------------------------
-    def _dir(self, name: str) -> str:
-        return os.path.join(self.data_dir, "containers", validate_name(name))
+    def rootfs(self, name: str) -> str:
+        return os.path.join(self.container_dir(name), "rootfs")
 
     # -- proot binary --------------------------------------------------------------------------
     def proot(self) -> str:
@@ -180,7 +179,7 @@ class ProotBackend(Backend):
                 f"network {config['network']!r}: proot containers share the host's network; "
                 "use network: host or the systemd backend"
             )
-        remapped = [p for p in config.get("ports") or [] if p.split(":")[0] != p.split(":")[1]]
+        remapped = remapped_ports(config)
         if remapped and not self.features().port_mapping:
             same = remapped[0].split(":")[1]
             raise VoltError(
@@ -188,7 +187,7 @@ class ProotBackend(Backend):
                 f"{self.proot()} cannot do (no port mapping in its --help; proot >= 5.2 has it). The "
                 f"container shares the host's network, so use the same port on both sides, e.g. '{same}:{same}'"
             )
-        root = self.source(name, config) if "create" in actions else os.path.join(self._dir(name), "rootfs")
+        root = self.source(name, config) if "create" in actions else self.rootfs(name)
         if "start" in actions:
             self.proot()
             self.check_start(root, config)
@@ -324,7 +323,7 @@ class ProotBackend(Backend):
 
     # -- records -------------------------------------------------------------------------------
     def _read(self, name: str) -> tuple[dict, dict] | None:
-        directory = self._dir(name)
+        directory = self.container_dir(name)
         if not os.path.isdir(directory):
             return None
         for record in ("config.yaml", "state.json"):
@@ -358,7 +357,7 @@ class ProotBackend(Backend):
         return None
 
     def _write_state(self, name: str, state: dict) -> None:
-        _store.write_json(os.path.join(self._dir(name), "state.json"), state)
+        _store.write_json(os.path.join(self.container_dir(name), "state.json"), state)
 
     def _running(self, state: dict) -> bool:
         return self._proven(state) is not None
@@ -380,7 +379,7 @@ class ProotBackend(Backend):
     def _on_rootfs(self, argv: list[str], name: str) -> bool:
         """True if proot's argv runs this container's rootfs (guest_argv passes `-r <rootfs>`
         before the guest command, so the first -r is proot's own)."""
-        rootfs = os.path.join(self._dir(name), "rootfs")
+        rootfs = self.rootfs(name)
         for index, arg in enumerate(argv[1:], 1):
             if arg in ("-r", "--rootfs"):
                 value = argv[index + 1] if index + 1 < len(argv) else ""
@@ -423,7 +422,7 @@ class ProotBackend(Backend):
     def _orphans(self, name: str, table: dict, proot: _process.Ident) -> set[_process.Ident]:
         """Guests a dead proot left behind: this user's untraced processes, started after that
         proot, that run a program of this container's rootfs or that proot's loader."""
-        rootfs = os.path.join(self._dir(name), "rootfs")
+        rootfs = self.rootfs(name)
         tmp = os.path.join(self.data_dir, "tmp")
         loader = "prooted-%d-" % proot[0]
         prefixes = tuple(
@@ -496,7 +495,7 @@ class ProotBackend(Backend):
             state = self._stopped_state(state, note)
             if persist:
                 self._write_state(name, state)
-        rootfs = os.path.join(self._dir(name), "rootfs")
+        rootfs = self.rootfs(name)
         return ContainerRecord(
             name=name,
             backend=self.name,
@@ -512,43 +511,24 @@ class ProotBackend(Backend):
         )
 
     def list(self) -> list[ContainerRecord]:
-        containers = os.path.join(self.data_dir, "containers")
-        try:
-            names = sorted(os.listdir(containers))
-        except FileNotFoundError:
-            return []
-        records = []
-        for name in names:
-            if name.startswith(".") or not os.path.isdir(os.path.join(containers, name)):
-                continue  # staging and removal directories, stray files
+        return self._survey(self._container_names())
+
+    def stored_configs(self) -> dict[str, dict]:
+        configs = {}
+        for name in self._container_names():
             try:
-                validate_name(name)
-            except VoltError:
-                continue  # never a container's (lost+found, a user's own directory)
-            try:
-                record = self.inspect(name)
-            except VoltError as exc:  # a CorruptRecord, or a record that cannot be read at all
-                record = ContainerRecord(name=name, backend=self.name, status="corrupt", config={"error": exc.msg})
-            if record is not None:
-                records.append(record)
-        return records
+                options = _store.read_config(os.path.join(self.container_dir(name), "config.yaml")).get("options")
+            except (OSError, VoltError):
+                continue
+            if isinstance(options, dict):
+                configs[name] = options
+        return configs
 
     # -- lifecycle ----------------------------------------------------------------------------
     def create(self, name: str, config: dict) -> None:
-        containers = os.path.join(self.data_dir, "containers")
-        final = self._dir(name)
-        source = self.source(name, config)
-        # Private trees: only this user runs proot here, and nobody else may reach the rootfs.
-        for directory in (self.data_dir, containers, os.path.join(self.data_dir, "tmp")):
-            _store.private_dir(directory)
-        if os.path.lexists(final):
-            raise VoltError(f"container {name} already exists at {final}", path=final)
-        import tempfile
-
-        # Build under a hidden name and rename into place: a failure leaves no half container.
-        staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
-        try:
-            os.chmod(staging, 0o700)
+        # Only this user runs proot here: its scratch directory is private too.
+        source, final = self._new_container(name, config, os.path.join(self.data_dir, "tmp"))
+        with _rootfs.staged(self.containers_dir, name, 0o700) as staging:
             os.mkdir(os.path.join(staging, "rootfs"), 0o755)
             os.mkdir(os.path.join(staging, "logs"), 0o700)
             _rootfs.clone_tree(self.runner, source, os.path.join(staging, "rootfs"))
@@ -574,18 +554,15 @@ class ProotBackend(Backend):
                 },
             )
             os.rename(staging, final)
-        except BaseException:
-            _rootfs.remove_tree(staging)
-            raise
 
     def update(self, name: str, config: dict) -> None:
         """Options applied in place (enabled): only the stored config changes."""
-        path = os.path.join(self._dir(name), "config.yaml")
+        path = os.path.join(self.container_dir(name), "config.yaml")
         stored = _store.read_config(path)
         _store.write_config(path, dict(stored, options=config))
 
     def remove(self, name: str, stop_timeout: float) -> None:
-        directory = self._dir(name)
+        directory = self.container_dir(name)
         try:
             self.stop(name, stop_timeout)
         except CorruptRecord:
@@ -595,11 +572,7 @@ class ProotBackend(Backend):
         proots = self._proots_of(name)
         if proots:
             self._end(name, proots, min(proots, key=lambda proot: proot[1]), stop_timeout)
-        import tempfile
-
-        doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(directory))
-        os.rename(directory, os.path.join(doomed, name))
-        _rootfs.remove_tree(doomed)
+        _rootfs.remove_aside(directory, name)
 
     def guest_argv(
         self, rootfs: str, config: dict, command: list[str], identity: tuple[int, int] = (0, 0)
@@ -637,20 +610,9 @@ class ProotBackend(Backend):
             argv += ["-b", volume]
         return argv + list(command)
 
-    def guest_env(self, name: str, config: dict) -> dict[str, str]:
-        """A clean environment (nothing of the module's leaks in), then the user's env."""
-        tmp = os.path.join(self.data_dir, "tmp")
-        env = {
-            "HOME": "/root",
-            "PATH": GUEST_PATH,
-            "TERM": "xterm",
-            "CONTAINER_NAME": name,
-            "PROOT_TMP_DIR": tmp,
-            "PROOT_NO_SECCOMP": "1",
-        }
-        env.update(config.get("env") or {})
-        env.update(self.read_secrets(name))
-        return env
+    def backend_env(self) -> dict[str, str]:
+        # proot reads these itself; its guests inherit them.
+        return {"PROOT_TMP_DIR": os.path.join(self.data_dir, "tmp"), "PROOT_NO_SECCOMP": "1"}
 
     def start(self, name: str) -> None:
         records = self._read(name)
@@ -660,7 +622,7 @@ class ProotBackend(Backend):
         if self._running(state):
             return
         options = config.get("options", {})
-        rootfs = os.path.join(self._dir(name), "rootfs")
+        rootfs = self.rootfs(name)
         command = options.get("command") or _rootfs.detect_entrypoint(rootfs)
         if not command:
             looked_for = ", ".join(candidate[0] for candidate in _rootfs.ENTRYPOINT_CANDIDATES)
@@ -668,7 +630,7 @@ class ProotBackend(Backend):
                 f"container {name}: no entrypoint found in its rootfs (looked for {looked_for}); set command"
             )
         argv = self.guest_argv(rootfs, options, command)
-        log_path = os.path.join(self._dir(name), "logs", "current.log")
+        log_path = os.path.join(self.container_dir(name), "logs", "current.log")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         with os.fdopen(log_fd, "a", encoding="utf-8") as log:
@@ -701,13 +663,10 @@ class ProotBackend(Backend):
             raise self.cannot_enter(name)
         self.refuse_unsafe_proot()
         options = records[0].get("options", {})
-        rootfs = os.path.join(self._dir(name), "rootfs")
+        rootfs = self.rootfs(name)
         uid, gid, home = self.exec_user(rootfs, user)
         exec_options = dict(options, workdir=cwd or options.get("workdir") or "/")
-        environment = self.guest_env(name, options)
-        if user is not None:
-            environment["HOME"] = home
-        environment.update(env or {})
+        environment = {**self.guest_env(name, options, home), **(env or {})}
         return self.guest_argv(rootfs, exec_options, list(argv), (uid, gid)), environment
 
     def stop(self, name: str, timeout: float) -> None:
@@ -729,7 +688,7 @@ class ProotBackend(Backend):
         self._write_state(name, self._stopped_state(state, note))
 
     def logs(self, name: str, lines: int) -> list[str]:
-        path = os.path.join(self._dir(name), "logs", "current.log")
+        path = os.path.join(self.container_dir(name), "logs", "current.log")
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 return [line.rstrip("\n") for line in collections.deque(handle, maxlen=lines)] if lines else []

@@ -22,6 +22,27 @@ def backend_name(requested: str, runner) -> str:
     return "systemd" if systemd_usable(runner) else "proot"
 
 
+def make_backend(runner, options, *, check_mode: bool = False) -> Backend:
+    """The one way to build a backend, from a module's params, a plugin's options or a helper's
+    arguments (a mapping): backend (auto, proot or systemd; auto when not given), data_dir,
+    proot_path and allow_unsafe_proot. A caller without allow_unsafe_proot (the boot hook, the
+    connection plugin) enters what a module already started, and nothing is refused there."""
+    settings = {
+        "proot_path": options.get("proot_path"),
+        "allow_unsafe_proot": options.get("allow_unsafe_proot"),
+        "check_mode": check_mode,  # the proot probe's cache is not written in check mode
+    }
+    return select_backend(options.get("backend") or "auto", runner, options.get("data_dir"), settings)
+
+
+def every_backend(runner, data_dir: str | None) -> list[Backend]:
+    """One of each backend on data_dir, to read their records (not to run anything)."""
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import ProotBackend
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import SystemdBackend
+
+    return [ProotBackend(runner, data_dir, {}), SystemdBackend(runner, data_dir, {})]
+
+
 def select_backend(requested: str, runner, data_dir: str | None, settings: dict) -> Backend:
     # Each backend is imported only when chosen: a no-op run should not pay for the other.
     name = backend_name(requested, runner)

@@ -18,9 +18,9 @@ from typing import Iterator
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store, _units
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_network
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
-    GUEST_PATH,
     Backend,
     ContainerRecord,
+    remapped_ports,
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
@@ -51,8 +51,9 @@ class SystemdBackend(Backend):
     name = "systemd"
 
     # -- paths -------------------------------------------------------------------------------
-    def _rootfs(self, name: str) -> str:
-        return os.path.join(self.data_dir, "containers", validate_name(name))
+    def rootfs(self, name: str) -> str:
+        # nspawn boots the container's directory itself.
+        return self.container_dir(name)
 
     @staticmethod
     def _settings(name: str) -> str:
@@ -104,7 +105,7 @@ class SystemdBackend(Backend):
                 "armoredgate.volt.systemd_host role, or use network: host or none)"
             )
         if network == "host":
-            remapped = [p for p in config.get("ports") or [] if p.split(":")[0] != p.split(":")[1]]
+            remapped = remapped_ports(config)
             if remapped:
                 raise VoltError(
                     f"ports {', '.join(remapped)} need a private network: with network: host the "
@@ -115,7 +116,7 @@ class SystemdBackend(Backend):
                 "command arguments cannot contain a newline with the systemd backend "
                 "(systemd.nspawn settings are one line); run a script file instead"
             )
-        root = self.source(name, config) if "create" in actions else self._rootfs(name)
+        root = self.source(name, config) if "create" in actions else self.rootfs(name)
         if "create" in actions or "update" in actions:
             self._check_renders(name, config, root)
         if "start" in actions:
@@ -133,7 +134,7 @@ class SystemdBackend(Backend):
         record = {"name": name, "config": config}
         if not config.get("command") and not config.get("boot"):
             record["entrypoint"] = _rootfs.detect_entrypoint(root)
-        _units.render_dropin(config, self._rootfs(name))
+        _units.render_dropin(config, self.rootfs(name))
         _units.render_nspawn(config, record)
 
     def check_secrets(self, values: dict[str, str]) -> None:
@@ -149,9 +150,9 @@ class SystemdBackend(Backend):
         except IsADirectoryError as exc:
             raise CorruptRecord(f"corrupt record in {path}: {exc}", path=path) from None
         except FileNotFoundError:
-            if os.path.isdir(self._rootfs(name)):
+            if os.path.isdir(self.rootfs(name)):
                 raise CorruptRecord(
-                    f"corrupt container {name}: {path} is missing but its rootfs {self._rootfs(name)} exists",
+                    f"corrupt container {name}: {path} is missing but its rootfs {self.rootfs(name)} exists",
                     path=path,
                 ) from None
             return None
@@ -220,7 +221,7 @@ class SystemdBackend(Backend):
         private = record.get("config", {}).get("network") not in (None, "host", "none")
         addresses = self._addresses(name) if status == "running" and private else []
         ip_address = _nspawn_network.ipv4(addresses)
-        rootfs = self._rootfs(name)
+        rootfs = self.rootfs(name)
         config = record.get("config", {})
         return ContainerRecord(
             name=name,
@@ -238,6 +239,17 @@ class SystemdBackend(Backend):
             ip_address=ip_address,
         )
 
+    def stored_configs(self) -> dict[str, dict]:
+        configs = {}
+        for name in self._container_names():
+            try:
+                record = self._record(name)
+            except (OSError, ValueError, VoltError):
+                continue
+            if record is not None:
+                configs[name] = record.get("config", {})
+        return configs
+
     def list(self) -> list[ContainerRecord]:
         """Volt's containers; another tool's .nspawn files (no Volt record, or a name Volt
         would never give) are skipped and left alone, a damaged record is listed as corrupt."""
@@ -245,30 +257,7 @@ class SystemdBackend(Backend):
             entries = os.listdir(NSPAWN_DIR)
         except FileNotFoundError:
             return []
-        names = sorted(entry[: -len(".nspawn")] for entry in entries if entry.endswith(".nspawn"))
-        records = []
-        for name in names:
-            try:
-                validate_name(name)
-            except VoltError:
-                continue  # not a name Volt gives: another tool's machine
-            try:
-                record = self.inspect(name)
-            except ForeignRecord:
-                continue  # another tool's machine
-            except VoltError as exc:  # a CorruptRecord, or a record that cannot be read at all
-                record = ContainerRecord(
-                    name=name, backend=self.name, status="corrupt", rootfs=self._rootfs(name), config={"error": exc.msg}
-                )
-            except (OSError, ValueError) as exc:
-                # One unreadable or odd file must not hide every other container.
-                error = f"cannot read {self._settings(name)}: {exc}"
-                record = ContainerRecord(
-                    name=name, backend=self.name, status="corrupt", rootfs=self._rootfs(name), config={"error": error}
-                )
-            if record is not None and record.rootfs == self._rootfs(name):
-                records.append(record)
-        return records
+        return self._survey(sorted(entry[: -len(".nspawn")] for entry in entries if entry.endswith(".nspawn")))
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _write_settings(self, name: str, config: dict, previous: dict) -> bool:
@@ -278,10 +267,10 @@ class SystemdBackend(Backend):
             record["started"] = True
         if not config.get("command") and not config.get("boot"):
             # The same entrypoint detection as proot, done once, when the rootfs is in place.
-            record["entrypoint"] = _rootfs.detect_entrypoint(self._rootfs(name))
+            record["entrypoint"] = _rootfs.detect_entrypoint(self.rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
         with self._host0(name, config, previous, record) as host0:
-            dropin = _units.render_dropin(config, self._rootfs(name), host0)
+            dropin = _units.render_dropin(config, self.rootfs(name), host0)
             settings = _units.render_nspawn(config, record, self.read_secrets(name))
             wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
             return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
@@ -312,26 +301,16 @@ class SystemdBackend(Backend):
         self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _units.unit_name(name))
 
     def create(self, name: str, config: dict) -> None:
-        source = self.source(name, config)
-        final = self._rootfs(name)
-        if os.path.lexists(final):
-            raise VoltError(f"container {name} already exists at {final}", path=final)
-        containers = os.path.dirname(final)
-        for directory in (self.data_dir, containers):  # nobody but root may reach the trees
-            _store.private_dir(directory)
-        import tempfile
-
-        staging = tempfile.mkdtemp(prefix=f".{name}.creating-", dir=containers)
+        source, final = self._new_container(name, config)
         written: list[str] = []
         try:
-            os.chmod(staging, 0o755)
-            _rootfs.clone_tree(self.runner, source, staging)
-            _rootfs.sanitize_tree(staging, strip_setid=False)  # setuid works (and is needed) in nspawn
-            self._add_usr(staging)
-            self._install_template()
-            written = [self._dropin(name), self._settings(name)]
-            os.rename(staging, final)
-            staging = ""
+            with _rootfs.staged(self.containers_dir, name, 0o755) as staging:
+                _rootfs.clone_tree(self.runner, source, staging)
+                _rootfs.sanitize_tree(staging, strip_setid=False)  # setuid works (and is needed) in nspawn
+                self._add_usr(staging)
+                self._install_template()
+                written = [self._dropin(name), self._settings(name)]
+                os.rename(staging, final)
             self._write_settings(name, config, {})  # the .nspawn record comes last
             self._systemctl("daemon-reload")
             self._apply_enablement(name, config)
@@ -339,7 +318,7 @@ class SystemdBackend(Backend):
             for path in written:
                 if os.path.exists(path):
                     os.unlink(path)
-            _rootfs.remove_tree(staging or final)
+            _rootfs.remove_tree(final)  # when it got there: the staging tree removes itself
             self._systemctl("daemon-reload", check=False)
             raise
 
@@ -372,13 +351,7 @@ class SystemdBackend(Backend):
             os.rmdir(dropin_dir)
         self._systemctl("daemon-reload")
         self._systemctl("reset-failed", unit, check=False)
-        rootfs = self._rootfs(name)
-        if os.path.lexists(rootfs):
-            import tempfile
-
-            doomed = tempfile.mkdtemp(prefix=f".{name}.removing-", dir=os.path.dirname(rootfs))
-            os.rename(rootfs, os.path.join(doomed, name))
-            _rootfs.remove_tree(doomed)
+        _rootfs.remove_aside(self.rootfs(name), name)
 
     def start(self, name: str) -> None:
         unit = _units.unit_name(name)
@@ -403,7 +376,7 @@ class SystemdBackend(Backend):
             self._systemctl("daemon-reload")
         resolv_conf = _nspawn_network.upstream_resolv_conf()
         if resolv_conf:
-            _nspawn_network.update_resolv_conf(self._rootfs(name), resolv_conf)
+            _nspawn_network.update_resolv_conf(self.rootfs(name), resolv_conf)
 
     def stop(self, name: str, timeout: float) -> None:
         """systemctl stop: SIGTERM to every process (see _units.render_dropin), SIGKILL after
@@ -438,6 +411,10 @@ class SystemdBackend(Backend):
         if record is not None and self._write_settings(name, record.get("config", {}), record):
             self._systemctl("daemon-reload")
 
+    def backend_env(self) -> dict[str, str]:
+        # What nspawn itself gives the payload: a process entered with nsenter gets it too.
+        return {"container": "systemd-nspawn"}
+
     def exec_command(
         self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
     ) -> tuple[list[str], dict[str, str]]:
@@ -449,7 +426,7 @@ class SystemdBackend(Backend):
         if not nsenter:
             raise VoltError("nsenter (util-linux) is needed to run commands in systemd containers")
         config = record.get("config", {})
-        rootfs = self._rootfs(name)
+        rootfs = self.rootfs(name)
         uid, gid, home = self.exec_user(rootfs, user)
         directory = cwd or config.get("workdir") or "/"
         resolved = _rootfs.resolve_in_root(rootfs, directory)
@@ -467,16 +444,7 @@ class SystemdBackend(Backend):
             if not _rootfs.is_executable_file(rootfs, "/bin/sh"):
                 raise VoltError(f"changing into {directory!r} in container {name} needs /bin/sh in it")
             argv = ["/bin/sh", "-c", 'cd -- "$1" || exit 125; shift; exec "$@"', "volt-exec", directory, *argv]
-        environment = {
-            "PATH": GUEST_PATH,
-            "HOME": home,
-            "TERM": "xterm",
-            "container": "systemd-nspawn",
-            "CONTAINER_NAME": name,
-            **(config.get("env") or {}),
-            **self.read_secrets(name),
-            **(env or {}),
-        }
+        environment = {**self.guest_env(name, config, home), **(env or {})}
         return [*self._exec_scope(name), *command, "--", *argv], environment
 
     def _exec_scope(self, name: str) -> list[str]:

@@ -142,6 +142,17 @@ class ImageManager:
         self.store = ImageStore(data_dir)
         self.max_size = parse_size(self.params.get("max_size"))
 
+    def _containers_using(self, name: str) -> list[str]:
+        """The containers of this data dir, on either backend, created from the image."""
+        from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import every_backend
+
+        return sorted(
+            container
+            for backend in every_backend(self.runner, self.store.data_dir)
+            for container, options in backend.stored_configs().items()
+            if options.get("image") == name
+        )
+
     def _budget(self) -> _Budget:
         return _Budget(self.max_size, self.params.get("max_size") or DEFAULT_MAX_SIZE)
 
@@ -197,7 +208,7 @@ class ImageManager:
         if self.params["state"] == "absent":
             actions = ["remove"] if current else []
             if current:
-                users = self.store.containers_using(name)
+                users = self._containers_using(name)
                 if users and not self.params["force"]:
                     raise VoltError(
                         f"image {name} is used by containers {', '.join(users)}; remove them first or set force: true"

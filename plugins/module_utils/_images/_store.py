@@ -14,7 +14,6 @@ before it is used (see verified_blob).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import stat
@@ -22,7 +21,7 @@ import tempfile
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name, validate_name
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import image_dir_name
 
 _CHUNK = 1024 * 1024
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
@@ -80,6 +79,22 @@ class ImageStore:
 
     def tree(self, name: str) -> str:
         return os.path.join(self.images, image_dir_name(name))
+
+    def existing_tree(self, name: str) -> str | None:
+        """The image's tree if it is in the store: under its encoded name, or under its plain
+        name (a tree put there by hand, or by a version before names were encoded)."""
+        for candidate in (name, image_dir_name(name)):
+            path = os.path.join(self.images, candidate)
+            if "/" not in candidate and os.path.isdir(path):
+                return path
+        return None
+
+    def digest(self, name: str) -> str | None:
+        """The digest the index records for the image (None for directory images)."""
+        try:
+            return self.index().get(name, {}).get("digest")
+        except VoltError:
+            return None
 
     def lock(self):
         return _store.Lock(os.path.join(self.data_dir, "locks"), "images")
@@ -157,41 +172,9 @@ class ImageStore:
             _rootfs.remove_tree(old)
 
     def remove(self, name: str) -> None:
-        final = self.tree(name)
-        if os.path.lexists(final):
-            doomed = tempfile.mkdtemp(prefix=f".{image_dir_name(name)}.removing-", dir=self.images)
-            os.rename(final, os.path.join(doomed, "tree"))
-            _rootfs.remove_tree(doomed)
+        _rootfs.remove_aside(self.tree(name), image_dir_name(name))
         index = self.index()
         if index.pop(name, None) is not None:
             _store.write_json(self.index_path, index)
 
     # -- users ---------------------------------------------------------------------------------
-    def containers_using(self, name: str) -> list[str]:
-        """Containers under data_dir created from this image (either backend's records)."""
-        containers = os.path.join(self.data_dir, "containers")
-        try:
-            names = sorted(entry for entry in os.listdir(containers) if not entry.startswith("."))
-        except FileNotFoundError:
-            return []
-        users = []
-        for container in names:
-            validate_name(container)
-            for path, extract in (
-                (os.path.join(containers, container, "config.yaml"), lambda text: json.loads(text)["options"]),
-                (f"/etc/systemd/nspawn/{container}.nspawn", _nspawn_config),
-            ):
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        if extract(handle.read()).get("image") == name:
-                            users.append(container)
-                            break
-                except (OSError, ValueError, KeyError, TypeError):
-                    continue
-        return users
-
-
-def _nspawn_config(text: str) -> dict:
-    from ansible_collections.armoredgate.volt.plugins.module_utils._units import parse_record
-
-    return (parse_record(text) or {})["config"]

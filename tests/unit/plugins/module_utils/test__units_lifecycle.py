@@ -134,7 +134,7 @@ def test_a_tree_without_usr_is_created_with_one_and_the_image_keeps_none(make_ba
     config = {"rootfs": str(image), "command": ["/bin/true"]}
     backend.check_config("web", config, ["create"])  # no longer refused
     backend.create("web", config)
-    assert os.path.isdir(os.path.join(backend._rootfs("web"), "usr"))
+    assert os.path.isdir(os.path.join(backend.rootfs("web"), "usr"))
     assert not os.path.exists(image / "usr")
 
 
