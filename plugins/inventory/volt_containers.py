@@ -67,7 +67,6 @@ groups:
   running: volt_container.status == 'running'
 """
 
-import json
 import re
 
 from ansible.errors import AnsibleParserError
@@ -96,42 +95,35 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 self._add(where, record)
 
     def _list(self, where: dict) -> list:
-        if where["host"] == "local":
-            from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
-            from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-            from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
-
-            try:
-                backend = make_backend(Runner(), where)
-                return [record.to_result() for record in backend.list()]
-            except VoltError as exc:
-                raise AnsibleParserError(f"volt_containers: this machine: {exc.msg}") from None
-        # The connection plugin runs the listing over SSH, exactly as it enters containers.
+        """The containers on where's host, through the connection plugin's way of reaching it."""
         from ansible.playbook.play_context import PlayContext
-        from ansible.plugins.loader import connection_loader
 
-        connection = connection_loader.get("armoredgate.volt.volt", PlayContext())
-        direct = {
-            "remote_addr": "-",
-            "volt_container_host": where["host"],
-            "volt_backend": where["backend"],
-            "volt_data_dir": where.get("data_dir"),
-            "volt_host_python": where.get("python"),
-            "volt_host_user": where.get("user"),
-            "volt_host_port": where.get("port"),
+        from ansible_collections.armoredgate.volt.plugins.plugin_utils._container_hosts import open_host
+
+        local = where["host"] == "local"
+        backend_options = {key: where.get(key) for key in ("backend", "data_dir")}
+        ssh_options = {
+            "remote_user": where.get("user"),
+            "port": where.get("port"),
             "ssh_common_args": where.get("ssh_common_args"),
         }
-        connection.set_options(direct={key: value for key, value in direct.items() if value is not None})
+        host = None
         try:
-            connection._connect()
-            rc, out, err = connection.entry("list")
+            host = open_host(
+                PlayContext(),
+                None if local else where["host"],
+                backend_options,
+                ssh_options,
+                where.get("python") or "python3",
+            )
+            return host.list()
         except Exception as exc:
-            raise AnsibleParserError(f"volt_containers: {where['host']}: {to_native(exc)}") from None
+            place = "this machine" if local else where["host"]
+            message = to_native(getattr(exc, "message", None) or exc)
+            raise AnsibleParserError(f"volt_containers: {place}: {message.removeprefix('volt: ')}") from None
         finally:
-            connection.close()
-        if rc != 0:
-            raise AnsibleParserError(f"volt_containers: {where['host']}: {to_native(err or out).strip()}")
-        return json.loads(out)
+            if host is not None:
+                host.close()
 
     def _add(self, where: dict, record: dict) -> None:
         name = f"{record['name']}@{where['host']}"
