@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, validate_name
+
+if TYPE_CHECKING:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import CommandRunner
 
 
 def command_argv(params: dict) -> list[str]:
@@ -32,7 +37,7 @@ def command_argv(params: dict) -> list[str]:
 class Execution:
     """Plans and runs one volt_exec call; returns the module's result or raises VoltError."""
 
-    def __init__(self, backend, runner, params: dict, check_mode: bool) -> None:
+    def __init__(self, backend: Backend, runner: CommandRunner, params: dict, check_mode: bool) -> None:
         self.backend, self.runner, self.params, self.check_mode = backend, runner, params, check_mode
 
     def _guest_path_exists(self, rootfs: str, workdir: str, path: str) -> bool:

@@ -5,12 +5,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend, ContainerRecord
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 
+if TYPE_CHECKING:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import Action, Change, State
 
-def plan(state: str, current: ContainerRecord | None, change: str | None, recreate: bool) -> list[str]:
+
+def plan(state: State, current: ContainerRecord | None, change: Change | None, recreate: bool) -> list[Action]:
     """The actions that take `current` to `state`, in order. Pure: unit-tested on its own.
 
     `change` says how drifted options must be applied (see _options.change_needed).
@@ -18,7 +23,7 @@ def plan(state: str, current: ContainerRecord | None, change: str | None, recrea
     if state == "absent":
         return ["remove"] if current else []
     running = bool(current and current.running)
-    actions: list[str] = []
+    actions: list[Action] = []
     if current is None:
         actions.append("create")
     elif recreate or change == "recreate":

@@ -5,11 +5,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible_collections.armoredgate.volt.plugins.module_utils import _options
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._manager import ContainerManager
 from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
+
+if TYPE_CHECKING:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import Module
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, validate_name
 
 BACKEND_OPTIONS = ("backend", "data_dir", "proot_path", "allow_unsafe_proot")
@@ -28,15 +34,15 @@ def container_info_module_spec() -> dict:
     return {"argument_spec": spec, "supports_check_mode": True}
 
 
-def _backend(module):
+def _backend(module: Module) -> Backend:
     return make_backend(Runner(module), module.params, check_mode=module.check_mode)
 
 
-def _fail(module, exc: VoltError) -> None:
+def _fail(module: Module, exc: VoltError) -> None:
     module.fail_json(msg=exc.msg, **exc.details)
 
 
-def run_container(module) -> None:
+def run_container(module: Module) -> None:
     try:
         if (module.params["stop_timeout"] or 0) < 0:
             raise VoltError("stop_timeout must be 0 or more seconds, got %d" % module.params["stop_timeout"])
@@ -49,7 +55,7 @@ def run_container(module) -> None:
     module.exit_json(**result)
 
 
-def run_container_info(module) -> None:
+def run_container_info(module: Module) -> None:
     try:
         if module.params["log_lines"] < 0:
             raise VoltError("log_lines must be 0 or more, got %d" % module.params["log_lines"])
@@ -102,7 +108,7 @@ def image_module_spec() -> dict:
     }
 
 
-def run_image(module) -> None:
+def run_image(module: Module) -> None:
     from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
         default_data_dir,
     )
@@ -124,7 +130,7 @@ def proot_info_module_spec() -> dict:
     return {"argument_spec": spec, "supports_check_mode": True}
 
 
-def run_proot_info(module) -> None:
+def run_proot_info(module: Module) -> None:
     backend = make_backend(Runner(module), dict(module.params, backend="proot"))
     try:
         proot = backend.probe()
@@ -161,7 +167,7 @@ def exec_module_spec() -> dict:
     }
 
 
-def run_exec(module) -> None:
+def run_exec(module: Module) -> None:
     from ansible_collections.armoredgate.volt.plugins.module_utils._exec import Execution
 
     try:

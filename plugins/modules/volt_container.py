@@ -12,9 +12,11 @@ version_added: 0.1.0
 description:
   - Creates, starts, stops, restarts and removes one Volt container, rootless with proot (Termux,
     Android, Linux without systemd) or with systemd-nspawn.
-  - Idempotent. The options you give are compared with the container's; when any differs the
-    container is removed and created again, and RV(drifted) names the options that differed.
-    Options you leave out are not compared.
+  - Idempotent. The options you give are compared with the container's, and RV(drifted) names
+    those that differed. Most drifted options recreate the container (removed and created
+    again). O(memory), O(cpus) and O(restart_policy) are applied in place (the unit's settings
+    rewritten, a running container restarted); O(enabled) and O(stop_timeout) in place without a
+    restart. Options you leave out are not compared.
   - A proot container runs as a daemon (detached from the Ansible connection). It is stopped by
     signalling every process of its tree, C(SIGTERM) first and C(SIGKILL) after O(stop_timeout).
     A systemd container is stopped the same way, by its unit (see O(stop_timeout)).
@@ -118,8 +120,8 @@ options:
   cpus:
     description:
       - CPU quota in CPUs, such as V(1.5).
-      - Enforced by the systemd backend only. proot cannot limit CPU; there the option is
-        ignored with a warning.
+      - Enforced by the systemd backend only (C(CPUQuota=) of the container's unit, applied in
+        place). proot cannot limit CPU; there the option is ignored with a warning.
     type: float
   restart_policy:
     description:
@@ -237,7 +239,10 @@ actions:
   elements: str
   sample: [remove, create, start]
 drifted:
-  description: Options whose value differed from the existing container's, causing it to be recreated.
+  description:
+    - Options whose value differed from the existing container's.
+    - Most of them recreate the container; RV(actions) says what was done (see the module's
+      description for the options applied in place).
   returned: always
   type: list
   elements: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import ForeignRecord, VoltError
@@ -14,6 +15,9 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._validate import 
     absolute_path,
     validate_name,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import CommandRunner, Status
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -30,7 +34,7 @@ class ContainerRecord:
         self,
         name: str,
         backend: str,
-        status: str,  # created | running | stopped | corrupt
+        status: Status,
         *,
         config: dict | None = None,
         pid: int | None = None,
@@ -81,7 +85,7 @@ class Backend(ABC):
 
     name = ""
 
-    def __init__(self, runner, data_dir: str | None, settings: dict) -> None:
+    def __init__(self, runner: CommandRunner, data_dir: str | None, settings: dict) -> None:
         self.runner = runner
         self.data_dir = absolute_path(data_dir, "data_dir") if data_dir else default_data_dir()
         self.settings = settings

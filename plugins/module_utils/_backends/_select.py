@@ -6,23 +6,29 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def systemd_usable(runner) -> bool:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import CommandRunner
+
+
+def systemd_usable(runner: CommandRunner) -> bool:
     """systemd is PID 1, systemd-nspawn is installed and we are root."""
     return os.path.isdir("/run/systemd/system") and os.geteuid() == 0 and runner.which("systemd-nspawn") is not None
 
 
-def backend_name(requested: str, runner) -> str:
+def backend_name(requested: str, runner: CommandRunner) -> str:
     if requested != "auto":
         return requested
     return "systemd" if systemd_usable(runner) else "proot"
 
 
-def make_backend(runner, options, *, check_mode: bool = False) -> Backend:
+def make_backend(runner: CommandRunner, options: Mapping, *, check_mode: bool = False) -> Backend:
     """The one way to build a backend, from a module's params, a plugin's options or a helper's
     arguments (a mapping): backend (auto, proot or systemd; auto when not given), data_dir,
     proot_path and allow_unsafe_proot. A caller without allow_unsafe_proot (the boot hook, the
@@ -35,7 +41,7 @@ def make_backend(runner, options, *, check_mode: bool = False) -> Backend:
     return select_backend(options.get("backend") or "auto", runner, options.get("data_dir"), settings)
 
 
-def every_backend(runner, data_dir: str | None) -> list[Backend]:
+def every_backend(runner: CommandRunner, data_dir: str | None) -> list[Backend]:
     """One of each backend on data_dir, to read their records (not to run anything)."""
     from ansible_collections.armoredgate.volt.plugins.module_utils._backends._proot import ProotBackend
     from ansible_collections.armoredgate.volt.plugins.module_utils._backends._systemd import SystemdBackend
@@ -43,7 +49,7 @@ def every_backend(runner, data_dir: str | None) -> list[Backend]:
     return [ProotBackend(runner, data_dir, {}), SystemdBackend(runner, data_dir, {})]
 
 
-def select_backend(requested: str, runner, data_dir: str | None, settings: dict) -> Backend:
+def select_backend(requested: str, runner: CommandRunner, data_dir: str | None, settings: dict) -> Backend:
     # Each backend is imported only when chosen: a no-op run should not pay for the other.
     name = backend_name(requested, runner)
     if name == "proot":

@@ -17,6 +17,10 @@ def imported_files(relative: str) -> set[str]:
     """module_utils files (relative paths) that relative imports, at any depth."""
     with open(os.path.join(MODULE_UTILS, relative), encoding="utf-8") as handle:
         tree = ast.parse(handle.read())
+    # Imports under `if TYPE_CHECKING:` never run: their modules need not be on the device.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PREFIX):
