@@ -316,7 +316,7 @@ container:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._modules import container_module_spec, run_container
+from ansible_collections.armoredgate.volt.plugins.module_utils._module_runs import container_module_spec, run_container
 
 
 def main():

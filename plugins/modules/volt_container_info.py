@@ -92,7 +92,7 @@ containers:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._modules import (
+from ansible_collections.armoredgate.volt.plugins.module_utils._module_runs import (
     container_info_module_spec,
     run_container_info,
 )

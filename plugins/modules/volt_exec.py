@@ -187,7 +187,7 @@ timed_out:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._modules import exec_module_spec, run_exec
+from ansible_collections.armoredgate.volt.plugins.module_utils._module_runs import exec_module_spec, run_exec
 
 
 def main():

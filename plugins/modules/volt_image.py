@@ -242,7 +242,7 @@ image:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._modules import image_module_spec, run_image
+from ansible_collections.armoredgate.volt.plugins.module_utils._module_runs import image_module_spec, run_image
 
 
 def main():

@@ -158,7 +158,10 @@ proot:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.armoredgate.volt.plugins.module_utils._modules import proot_info_module_spec, run_proot_info
+from ansible_collections.armoredgate.volt.plugins.module_utils._module_runs import (
+    proot_info_module_spec,
+    run_proot_info,
+)
 
 
 def main():

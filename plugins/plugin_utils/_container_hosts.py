@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The host a container lives on, as the controller reaches it: this machine (the backend is
-called directly) or a host over SSH (the collection's entry code, _enter.py, runs there). The
+called directly) or a host over SSH (the collection's entry code, _host_entry.py, runs there). The
 connection plugin runs tasks through it and the inventory plugin lists containers through it."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _BOOTSTRAP = (
     "if not os.path.isfile(os.path.join(lib, '.complete')):\n"
     "    sys.stderr.write('volt: entry code missing\\n'); raise SystemExit(126)\n"
     "sys.path.insert(0, lib); sys.argv = ['volt-enter'] + sys.argv[2:]\n"
-    "runpy.run_module('ansible_collections.armoredgate.volt.plugins.module_utils._enter', run_name='__main__')\n"
+    "runpy.run_module('ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry',\n"
+    "                 run_name='__main__')\n"
 )
 _UNPACK = (
     "import io, os, shutil, sys, tarfile\n"
@@ -39,14 +40,14 @@ _UNPACK = (
     "except OSError:\n    shutil.rmtree(tmp)  # a parallel upload won\n"
 )
 _MISSING = 126
-_ENTRY_FAILED = 125  # _enter.ENTRY_FAILED: the container could not be entered
+_ENTRY_FAILED = 125  # _host_entry.ENTRY_FAILED: the container could not be entered
 
 
 def _entry_code() -> tuple[str, bytes]:
     """(version hash, tar.gz) of the module_utils the entry runs, for copying to a remote host."""
-    from ansible_collections.armoredgate.volt.plugins.module_utils import _enter
+    from ansible_collections.armoredgate.volt.plugins.module_utils._entry import _host_entry
 
-    base = os.path.dirname(os.path.abspath(_enter.__file__))
+    base = os.path.dirname(os.path.dirname(os.path.abspath(_host_entry.__file__)))  # module_utils/
     files = []
     for directory, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("__"))
@@ -80,7 +81,7 @@ class LocalHost:
 
     def __init__(self, backend_options: dict) -> None:
         from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
-        from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
+        from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
 
         self._backend = _volt(make_backend, Runner(), backend_options)
 
@@ -88,26 +89,26 @@ class LocalHost:
         return [record.to_result() for record in _volt(self._backend.list)]
 
     def exec(self, name: str, argv: list[str], *, user: str | None, in_data: bytes | None) -> tuple[int, bytes, bytes]:
-        from ansible_collections.armoredgate.volt.plugins.module_utils._runner import Runner
+        from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
 
         host_argv, env = _volt(self._backend.exec_command, name, argv, user=user)
         rc, out, err, _timed_out = _volt(Runner().execute, host_argv, env, in_data)
         return rc, out, err
 
     def _rootfs(self, name: str) -> str:
-        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import container_rootfs
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import container_rootfs
 
         return _volt(container_rootfs, self._backend, name)
 
     def put(self, name: str, path: str, source, *, user: str | None) -> None:
         """Write the file object source to path in the container."""
-        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import write_guest_file
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import write_guest_file
 
         _volt(write_guest_file, self._rootfs(name), path, source)
 
     def fetch(self, name: str, path: str, sink, *, user: str | None) -> None:
         """Write the container's file at path to the file object sink."""
-        from ansible_collections.armoredgate.volt.plugins.module_utils._enter import read_guest_file
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import read_guest_file
 
         _volt(read_guest_file, self._rootfs(name), path, sink)
 

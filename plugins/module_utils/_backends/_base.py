@@ -9,8 +9,8 @@ import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import ForeignRecord, VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
     absolute_path,
     validate_name,
@@ -171,16 +171,16 @@ class Backend(ABC):
         """Variables this backend sets in every container."""
         return {}
 
-    def lock(self, name: str) -> _store.Lock:
+    def lock(self, name: str) -> _records.Lock:
         """Exclusive lock for changing one container; concurrent runs wait for each other."""
-        return _store.Lock(os.path.join(self.data_dir, "locks"), name)
+        return _records.Lock(os.path.join(self.data_dir, "locks"), name)
 
     def default_config(self) -> dict:
         """Config values this backend chooses for a new container when the user gives none."""
         return {}
 
     def _images(self):
-        from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import ImageStore
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_store import ImageStore
 
         return ImageStore(self.data_dir)
 
@@ -207,7 +207,7 @@ class Backend(ABC):
         final = self.container_dir(name)
         # Nobody but the owner may reach the trees (their setuid files, their secrets).
         for directory in (self.data_dir, self.containers_dir, *private):
-            _store.private_dir(directory)
+            _records.private_dir(directory)
         if os.path.lexists(final):
             raise VoltError(f"container {name} already exists at {final}", path=final)
         return source, final
@@ -328,8 +328,8 @@ class Backend(ABC):
             pass
         key = os.urandom(32)
         if create:
-            _store.private_dir(self.data_dir)
-            _store.private_dir(self._secrets_dir())
+            _records.private_dir(self.data_dir)
+            _records.private_dir(self._secrets_dir())
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(key)
@@ -344,14 +344,14 @@ class Backend(ABC):
         if not values:
             self.remove_secrets(name)
             return
-        _store.private_dir(self.data_dir)
-        _store.private_dir(self._secrets_dir())
-        _store.write_json(path, values)
+        _records.private_dir(self.data_dir)
+        _records.private_dir(self._secrets_dir())
+        _records.write_json(path, values)
 
     def read_secrets(self, name: str) -> dict[str, str]:
         path = os.path.join(self._secrets_dir(), validate_name(name) + ".json")
         try:
-            values = _store.read_json(path)
+            values = _records.read_json(path)
         except FileNotFoundError:
             return {}
         return {str(key): str(value) for key, value in values.items()}

@@ -29,8 +29,9 @@ import os
 import stat
 from typing import Iterator
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _guest_path, _store, _units
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_files
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path, _records
 
 # Held while an address is chosen and recorded: two containers created at once must not
 # take the same one (the per-container locks are per data dir; the addresses are per host).
@@ -58,8 +59,8 @@ def configures_host0(config: dict) -> bool:
     return config.get("network") not in (None, "host", "none") and not config.get("boot")
 
 
-def allocation_lock() -> _store.Lock:
-    return _store.Lock(LOCK_DIR, "addresses")
+def allocation_lock() -> _records.Lock:
+    return _records.Lock(LOCK_DIR, "addresses")
 
 
 def bridge_interface(runner, bridge: str) -> ipaddress.IPv4Interface | None:
@@ -115,7 +116,7 @@ def recorded_addresses(nspawn_dir: str, but: str) -> set[ipaddress.IPv4Address]:
             continue
         try:
             with open(os.path.join(nspawn_dir, entry), encoding="utf-8", errors="replace") as handle:
-                record = _units.parse_record(handle.readline())
+                record = _nspawn_files.parse_record(handle.readline())
             taken.add(ipaddress.IPv4Interface(record["address"]).ip)
         except (OSError, ValueError, TypeError, KeyError):
             continue  # another tool's file, or a record without an address

@@ -13,13 +13,14 @@ import collections
 import os
 import re
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _process, _rootfs, _store
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
     Backend,
     ContainerRecord,
     remapped_ports,
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._processes import _trees
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
 FALLBACK_LOCATIONS = (
@@ -238,7 +239,7 @@ class ProotBackend(Backend):
 
     def _read_cache(self) -> dict:
         try:
-            cache = _store.read_json(self._cache_path())
+            cache = _records.read_json(self._cache_path())
         except (OSError, VoltError):
             return {}
         binaries = cache.get("binaries") if cache.get("format") == PROBE_CACHE_FORMAT else None
@@ -256,8 +257,8 @@ class ProotBackend(Backend):
     def _cache_translation(self, proot: str, identity: dict, verdict: tuple[bool | None, str]) -> None:
         binaries = self._read_cache()
         binaries[proot] = dict(identity, path_translation_safe=verdict[0], path_translation_problem=verdict[1])
-        _store.private_dir(self.data_dir)
-        _store.write_json(self._cache_path(), {"format": PROBE_CACHE_FORMAT, "binaries": binaries})
+        _records.private_dir(self.data_dir)
+        _records.write_json(self._cache_path(), {"format": PROBE_CACHE_FORMAT, "binaries": binaries})
 
     def translation_tools(self, binds: list[str]) -> list[tuple[str, list[str]]]:
         """The host's stat and ls as the probe's guest reaches them (through a bind)."""
@@ -331,8 +332,8 @@ class ProotBackend(Backend):
                 raise CorruptRecord(
                     f"corrupt container {name}: {record} is missing", path=os.path.join(directory, record)
                 )
-        config = _store.read_config(os.path.join(directory, "config.yaml"))
-        state = _store.read_json(os.path.join(directory, "state.json"))
+        config = _records.read_config(os.path.join(directory, "config.yaml"))
+        state = _records.read_json(os.path.join(directory, "state.json"))
         problem = self._record_problem(config, state)
         if problem:
             record, what = problem
@@ -357,21 +358,21 @@ class ProotBackend(Backend):
         return None
 
     def _write_state(self, name: str, state: dict) -> None:
-        _store.write_json(os.path.join(self.container_dir(name), "state.json"), state)
+        _records.write_json(os.path.join(self.container_dir(name), "state.json"), state)
 
     def _running(self, state: dict) -> bool:
         return self._proven(state) is not None
 
-    def _proven(self, state: dict) -> _process.Ident | None:
+    def _proven(self, state: dict) -> _trees.Ident | None:
         """The container's proot as (pid, start time), if the record proves it is running: the
         pid's start time and the boot match the record, and its command line is the recorded
         proot on this container's rootfs. None otherwise: then nothing may be signalled."""
         pid, started, proot = state.get("pid"), state.get("pid_start_time"), state.get("proot")
         if state.get("status") != "running" or not pid or started is None or not proot:
             return None
-        if state.get("boot_id") != _process.boot_id() or not _process.is_alive(pid, started):
+        if state.get("boot_id") != _trees.boot_id() or not _trees.is_alive(pid, started):
             return None
-        argv = _process.cmdline(pid)
+        argv = _trees.cmdline(pid)
         if not argv or argv[0] != proot or not self._on_rootfs(argv, state["name"]):
             return None
         return pid, started
@@ -394,7 +395,7 @@ class ProotBackend(Backend):
         """Why a record that says running cannot be trusted to name the container's processes,
         or None if it can (its proot has exited, or the pids are of an earlier boot)."""
         pid, started = state.get("pid"), state.get("pid_start_time")
-        if state.get("boot_id") is not None and state.get("boot_id") != _process.boot_id():
+        if state.get("boot_id") is not None and state.get("boot_id") != _trees.boot_id():
             return None
         if started is None:
             return (
@@ -402,24 +403,24 @@ class ProotBackend(Backend):
                 "the Volt CLI or an older version), so that pid cannot be proven to be the container's: "
                 "treated as stopped, nothing was signalled"
             )
-        if _process.is_alive(pid, started) and self._proven(state) is None:
+        if _trees.is_alive(pid, started) and self._proven(state) is None:
             return (
                 f"container {name}: pid {pid} of state.json is not the recorded proot running this "
                 "container's rootfs: treated as stopped, nothing was signalled"
             )
         return None
 
-    def _leftovers(self, name: str, state: dict) -> _process.Ident | None:
+    def _leftovers(self, name: str, state: dict) -> _trees.Ident | None:
         """(dead proot pid, its start time) of a record proven at its start whose proot is gone:
         its guests may still run untraced. None when there is nothing to look for."""
         pid, started = state.get("pid"), state.get("pid_start_time")
         if state.get("status") != "running" or not pid or started is None:
             return None
-        if state.get("boot_id") != _process.boot_id() or self._doubt(name, state):
+        if state.get("boot_id") != _trees.boot_id() or self._doubt(name, state):
             return None
-        return None if _process.is_alive(pid, started) else (pid, started)
+        return None if _trees.is_alive(pid, started) else (pid, started)
 
-    def _orphans(self, name: str, table: dict, proot: _process.Ident) -> set[_process.Ident]:
+    def _orphans(self, name: str, table: dict, proot: _trees.Ident) -> set[_trees.Ident]:
         """Guests a dead proot left behind: this user's untraced processes, started after that
         proot, that run a program of this container's rootfs or that proot's loader."""
         rootfs = self.rootfs(name)
@@ -434,11 +435,11 @@ class ProotBackend(Backend):
         for proc in table.values():
             if proc.uid != uid or proc.tracer or proc.started < proot[1] or proc.pid in (me, proot[0]):
                 continue
-            if any(path.startswith(prefixes) for path in _process.mapped_files(proc.pid)):
+            if any(path.startswith(prefixes) for path in _trees.mapped_files(proc.pid)):
                 found.add(proc.ident)
         return found
 
-    def _proots_of(self, name: str) -> set[_process.Ident]:
+    def _proots_of(self, name: str) -> set[_trees.Ident]:
         """This user's proot processes running this container's rootfs, found by their command
         line: for records too broken to name them."""
         known = set()
@@ -448,33 +449,33 @@ class ProotBackend(Backend):
             pass
         uid = os.getuid()
         found = set()
-        for proc in _process.processes().values():
-            argv = _process.cmdline(proc.pid) if proc.uid == uid else None
+        for proc in _trees.processes().values():
+            argv = _trees.cmdline(proc.pid) if proc.uid == uid else None
             if argv and (argv[0] in known or os.path.basename(argv[0]) == "proot") and self._on_rootfs(argv, name):
                 found.add(proc.ident)
         return found
 
-    def _end(self, name: str, proots: set[_process.Ident], dead: _process.Ident | None, timeout: float) -> str:
+    def _end(self, name: str, proots: set[_trees.Ident], dead: _trees.Ident | None, timeout: float) -> str:
         """End the guests of the live proots (traced by them, or their descendants), then the
         proots, and the untraced guests a dead proot left behind."""
 
-        def collect() -> tuple[set[_process.Ident], set[_process.Ident]]:
-            table = _process.processes()
-            members: set[_process.Ident] = set()
+        def collect() -> tuple[set[_trees.Ident], set[_trees.Ident]]:
+            table = _trees.processes()
+            members: set[_trees.Ident] = set()
             for proot in proots:
-                members |= _process.traced_tree(table, proot)
+                members |= _trees.traced_tree(table, proot)
             if dead is not None:
                 members |= self._orphans(name, table, dead)
             live = {proot for proot in proots if proot[0] in table and table[proot[0]].started == proot[1]}
             return members, live
 
-        return _process.end_group(collect, timeout)
+        return _trees.end_group(collect, timeout)
 
     def _stopped_state(self, state: dict, note: str | None = None) -> dict:
         stopped = dict(state, status="stopped", pid=0)
         stopped.pop("pid_start_time", None)
         stopped.pop("session", None)
-        stopped["stopped_at"] = _store.utc_now()
+        stopped["stopped_at"] = _records.utc_now()
         if note:
             stopped["note"] = note
         return stopped
@@ -517,7 +518,7 @@ class ProotBackend(Backend):
         configs = {}
         for name in self._container_names():
             try:
-                options = _store.read_config(os.path.join(self.container_dir(name), "config.yaml")).get("options")
+                options = _records.read_config(os.path.join(self.container_dir(name), "config.yaml")).get("options")
             except (OSError, VoltError):
                 continue
             if isinstance(options, dict):
@@ -535,7 +536,7 @@ class ProotBackend(Backend):
             # proot cannot raise privileges, so setuid/setgid bits do nothing inside; on the host
             # they would let anyone who reaches the tree run an image's program as its owner.
             _rootfs.sanitize_tree(os.path.join(staging, "rootfs"), strip_setid=True)
-            _store.write_config(
+            _records.write_config(
                 os.path.join(staging, "config.yaml"),
                 {
                     "name": name,
@@ -544,13 +545,13 @@ class ProotBackend(Backend):
                     "options": config,
                 },
             )
-            _store.write_json(
+            _records.write_json(
                 os.path.join(staging, "state.json"),
                 {
                     "name": name,
                     "status": "created",
                     "pid": 0,
-                    "created_at": _store.utc_now(),
+                    "created_at": _records.utc_now(),
                 },
             )
             os.rename(staging, final)
@@ -558,8 +559,8 @@ class ProotBackend(Backend):
     def update(self, name: str, config: dict) -> None:
         """Options applied in place (enabled): only the stored config changes."""
         path = os.path.join(self.container_dir(name), "config.yaml")
-        stored = _store.read_config(path)
-        _store.write_config(path, dict(stored, options=config))
+        stored = _records.read_config(path)
+        _records.write_config(path, dict(stored, options=config))
 
     def remove(self, name: str, stop_timeout: float) -> None:
         directory = self.container_dir(name)
@@ -636,19 +637,19 @@ class ProotBackend(Backend):
         with os.fdopen(log_fd, "a", encoding="utf-8") as log:
             log.write(
                 "[volt] Container {} starting at {}\n[volt] proot={}\n[volt] rootfs={}\n[volt] entrypoint={}\n".format(
-                    name, _store.utc_now(), argv[0], rootfs, " ".join(command)
+                    name, _records.utc_now(), argv[0], rootfs, " ".join(command)
                 )
             )
-        pid = _process.daemonize(argv, self.guest_env(name, options), log_path)
-        started = _process.start_time(pid)
+        pid = _trees.daemonize(argv, self.guest_env(name, options), log_path)
+        started = _trees.start_time(pid)
         state = dict(
             state,
             status="running" if started is not None else "stopped",
             pid=pid if started else 0,
             pid_start_time=started,
-            session=_process.session_of(pid),
-            boot_id=_process.boot_id(),
-            started_at=_store.utc_now(),
+            session=_trees.session_of(pid),
+            boot_id=_trees.boot_id(),
+            started_at=_records.utc_now(),
             command=list(command),
             proot=argv[0],
         )

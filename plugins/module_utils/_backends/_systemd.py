@@ -15,14 +15,14 @@ import os
 import time
 from typing import Iterator
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs, _store, _units
-from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_network
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_files, _nspawn_network
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
     Backend,
     ContainerRecord,
     remapped_ports,
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 NSPAWN_DIR = "/etc/systemd/nspawn"
@@ -61,7 +61,7 @@ class SystemdBackend(Backend):
 
     @staticmethod
     def _dropin(name: str) -> str:
-        return os.path.join(UNIT_DIR, _units.unit_name(validate_name(name)) + ".d", DROPIN_NAME)
+        return os.path.join(UNIT_DIR, _nspawn_files.unit_name(validate_name(name)) + ".d", DROPIN_NAME)
 
     def _systemctl(self, *args: str, check: bool = True) -> tuple[int, str, str]:
         return self.runner.run(["systemctl", *args], check=check)
@@ -83,14 +83,14 @@ class SystemdBackend(Backend):
         except (FileNotFoundError, UnicodeDecodeError):
             pass
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        _store.atomic_write(path, content, mode)
+        _records.atomic_write(path, content, mode)
         return True
 
     def _install_template(self) -> bool:
-        path = os.path.join(UNIT_DIR, _units.TEMPLATE_NAME)
+        path = os.path.join(UNIT_DIR, _nspawn_files.TEMPLATE_NAME)
         if os.path.exists(path):  # the role (or an administrator) owns it once it is there
             return False
-        return self._write_if_changed(path, _units.TEMPLATE_UNIT)
+        return self._write_if_changed(path, _nspawn_files.TEMPLATE_UNIT)
 
     def default_config(self) -> dict:
         """A new container joins the voltbr0 bridge when the host has one, else the host's network."""
@@ -134,11 +134,11 @@ class SystemdBackend(Backend):
         record = {"name": name, "config": config}
         if not config.get("command") and not config.get("boot"):
             record["entrypoint"] = _rootfs.detect_entrypoint(root)
-        _units.render_dropin(config, self.rootfs(name))
-        _units.render_nspawn(config, record)
+        _nspawn_files.render_dropin(config, self.rootfs(name))
+        _nspawn_files.render_nspawn(config, record)
 
     def check_secrets(self, values: dict[str, str]) -> None:
-        _units.render_nspawn({}, {"name": "check"}, values)
+        _nspawn_files.render_nspawn({}, {"name": "check"}, values)
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, name: str) -> dict | None:
@@ -157,7 +157,7 @@ class SystemdBackend(Backend):
                 ) from None
             return None
         try:
-            record = _units.parse_record(text)
+            record = _nspawn_files.parse_record(text)
         except ValueError as exc:
             raise CorruptRecord(f"corrupt record in {path}: {exc}", path=path) from None
         if record is None:
@@ -172,14 +172,14 @@ class SystemdBackend(Backend):
         """Whether the .nspawn file starts with Volt's record line (even a damaged one)."""
         try:
             with open(path, "rb") as handle:
-                return handle.readline().startswith(_units.RECORD_PREFIX.encode())
+                return handle.readline().startswith(_nspawn_files.RECORD_PREFIX.encode())
         except OSError:
             return False
 
     def _unit_state(self, name: str) -> dict:
         _rc, out, _err = self._systemctl(
             "show",
-            _units.unit_name(name),
+            _nspawn_files.unit_name(name),
             "--timestamp=unix",
             "--property=ActiveState,MainPID,ExecMainStartTimestamp,"
             "ActiveEnterTimestamp,InactiveEnterTimestamp,UnitFileState",
@@ -262,7 +262,7 @@ class SystemdBackend(Backend):
     # -- lifecycle ----------------------------------------------------------------------------
     def _write_settings(self, name: str, config: dict, previous: dict) -> bool:
         """Write the drop-in and the .nspawn record (created_at and started carried over)."""
-        record = {"name": name, "created_at": previous.get("created_at") or _store.utc_now(), "config": config}
+        record = {"name": name, "created_at": previous.get("created_at") or _records.utc_now(), "config": config}
         if previous.get("started"):
             record["started"] = True
         if not config.get("command") and not config.get("boot"):
@@ -270,8 +270,8 @@ class SystemdBackend(Backend):
             record["entrypoint"] = _rootfs.detect_entrypoint(self.rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
         with self._host0(name, config, previous, record) as host0:
-            dropin = _units.render_dropin(config, self.rootfs(name), host0)
-            settings = _units.render_nspawn(config, record, self.read_secrets(name))
+            dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0)
+            settings = _nspawn_files.render_nspawn(config, record, self.read_secrets(name))
             wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
             return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
 
@@ -298,7 +298,7 @@ class SystemdBackend(Backend):
             yield _nspawn_network.exec_start_post(name, record["address"], record["gateway"])
 
     def _apply_enablement(self, name: str, config: dict) -> None:
-        self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _units.unit_name(name))
+        self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _nspawn_files.unit_name(name))
 
     def create(self, name: str, config: dict) -> None:
         source, final = self._new_container(name, config)
@@ -339,7 +339,7 @@ class SystemdBackend(Backend):
         self._apply_enablement(name, config)
 
     def remove(self, name: str, stop_timeout: float) -> None:
-        unit = _units.unit_name(name)
+        unit = _nspawn_files.unit_name(name)
         self.stop(name, stop_timeout)  # also ends a stop under way: nothing may run on the files below
         self._systemctl("reset-failed", unit, check=False)  # a SIGKILLed payload fails the unit
         self._systemctl("disable", "--quiet", unit, check=False)
@@ -354,7 +354,7 @@ class SystemdBackend(Backend):
         _rootfs.remove_aside(self.rootfs(name), name)
 
     def start(self, name: str) -> None:
-        unit = _units.unit_name(name)
+        unit = _nspawn_files.unit_name(name)
         self._prepare_network(name)
         rc, _out, err = self._systemctl("start", unit, check=False)
         if rc != 0:
@@ -379,10 +379,10 @@ class SystemdBackend(Backend):
             _nspawn_network.update_resolv_conf(self.rootfs(name), resolv_conf)
 
     def stop(self, name: str, timeout: float) -> None:
-        """systemctl stop: SIGTERM to every process (see _units.render_dropin), SIGKILL after
+        """systemctl stop: SIGTERM to every process (see _nspawn_files.render_dropin), SIGKILL after
         `timeout` seconds, which a task may set shorter than the unit's TimeoutStopSec. A stop
         already under way (the unit deactivating) is waited for the same way."""
-        unit = _units.unit_name(name)
+        unit = _nspawn_files.unit_name(name)
         if self._unit_state(name).get("ActiveState") not in BUSY_STATES:
             return
         self._refresh_settings(name)  # a unit written by an older version stops as this one does
@@ -455,7 +455,7 @@ class SystemdBackend(Backend):
         if not systemd_run:
             raise VoltError("systemd-run is needed to run commands in systemd containers")
         self.exec_scope = f"volt-exec-{name}-{os.urandom(4).hex()}.scope"
-        unit = _units.unit_name(name)
+        unit = _nspawn_files.unit_name(name)
         return [
             systemd_run,
             "--scope",
@@ -476,7 +476,16 @@ class SystemdBackend(Backend):
         if not lines:
             return []
         rc, out, _err = self.runner.run(
-            ["journalctl", "--unit", _units.unit_name(name), "--lines", str(lines), "--output", "cat", "--no-pager"],
+            [
+                "journalctl",
+                "--unit",
+                _nspawn_files.unit_name(name),
+                "--lines",
+                str(lines),
+                "--output",
+                "cat",
+                "--no-pager",
+            ],
             check=False,
         )
         return out.splitlines() if rc == 0 else []

@@ -15,14 +15,14 @@ import re
 import sys
 import tarfile
 
-from ansible_collections.armoredgate.volt.plugins.module_utils import _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier, LayerTooLarge
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import (
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_store import (
     ImageStore,
     file_digest,
     parse_checksum,
 )
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier, LayerTooLarge
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, image_dir_name
 
 SOURCES = ("directory", "tarball", "oci", "debootstrap")

@@ -24,7 +24,7 @@ import re
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import check_digest
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_store import check_digest
 
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",

@@ -11,12 +11,12 @@ import tarfile
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_store import ImageStore
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._manager import (
     _Budget,
     _TarStream,
     parse_size,
 )
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import ImageStore
 
 
 def tar(files: dict[str, bytes]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_store import check_digest
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci import (
     _kind,
     check_descriptor,
@@ -13,7 +14,6 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci impo
     origin,
     redirect_target,
 )
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._store import check_digest
 
 DIGEST = "sha256:" + "a" * 64
 

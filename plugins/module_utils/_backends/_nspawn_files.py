@@ -1,0 +1,221 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Text of the systemd files behind a container: the template unit, .nspawn settings, drop-ins.
+
+Pure functions of the container's config, so re-running renders the same bytes and a file is
+rewritten (and systemd reloaded) only when its content really changes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _systemd_syntax
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+
+TEMPLATE_NAME = "volt-container@.service"
+# The module's default stop_timeout, for a record written before the container kept its own.
+DEFAULT_STOP_TIMEOUT = 10
+WAIT_ONLINE = "/usr/lib/systemd/systemd-networkd-wait-online"
+RECORD_PREFIX = "# volt-record: "
+
+# One template for every container; the rootfs path comes from each container's drop-in, so a
+# custom data_dir needs no copy of the unit. Modelled on systemd-nspawn@.service.
+TEMPLATE_UNIT = """\
+# Managed by armoredgate.volt: one instance per Volt container.
+[Unit]
+Description=Volt container %I
+Documentation=man:systemd-nspawn(1) man:systemd.nspawn(5)
+Wants=modprobe@tun.service modprobe@loop.service
+PartOf=machines.target
+Before=machines.target
+After=network.target modprobe@tun.service modprobe@loop.service
+
+[Service]
+ExecStart=systemd-nspawn --quiet --keep-unit --link-journal=try-guest --settings=override \\
+    --machine=%I --directory=${VOLT_ROOTFS}
+KillMode=mixed
+Type=notify
+RestartForceExitStatus=133
+SuccessExitStatus=133
+Slice=machine.slice
+Delegate=yes
+TasksMax=16384
+DevicePolicy=closed
+DeviceAllow=/dev/net/tun rwm
+DeviceAllow=char-pts rw
+
+[Install]
+WantedBy=machines.target
+"""
+
+
+def unit_escape(name: str) -> str:
+    """What `systemd-escape NAME` prints: '/' -> '-', bytes outside [A-Za-z0-9:_.] and a
+    leading '.' -> '\\xNN' (so '-' becomes '\\x2d')."""
+    escaped = []
+    for index, byte in enumerate(name.encode("utf-8")):
+        char = chr(byte)
+        if char == "/":
+            escaped.append("-")
+        elif (char.isascii() and char.isalnum()) or char in ":_" or (char == "." and index > 0):
+            escaped.append(char)
+        else:
+            escaped.append("\\x%02x" % byte)
+    return "".join(escaped)
+
+
+def unit_name(name: str) -> str:
+    return f"volt-container@{unit_escape(name)}.service"
+
+
+def quote(arg: str) -> str:
+    """One argument as a word of a .nspawn Parameters= line (see _systemd_syntax)."""
+    return _systemd_syntax.assignment("nspawn", "Parameters", [arg], "command argument")[len("Parameters=") :]
+
+
+def _environment(record: dict, config: dict, secrets: dict) -> list[str]:
+    """Environment= lines: env, then secret_env (which wins; the file is 0600)."""
+    env = {"CONTAINER_NAME": record.get("name", ""), **(config.get("env") or {})}
+    lines = []
+    for key, value in sorted(env.items()):
+        lines.append(_systemd_syntax.assignment("nspawn", "Environment", (key, value), f"env {key}"))
+    for key, value in sorted(secrets.items()):
+        lines.append(_systemd_syntax.assignment("nspawn", "Environment", (key, value), f"secret_env {key}", True))
+    return lines
+
+
+def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> str:
+    """The container's /etc/systemd/nspawn/<name>.nspawn; its first line holds the Volt record.
+
+    Every value goes through _systemd_syntax.assignment(), which refuses what systemd could not
+    read back exactly; the record is ASCII JSON (json.dumps escapes control characters).
+    """
+
+    def line(setting: str, value: object, option: str) -> str:
+        return _systemd_syntax.assignment("nspawn", setting, value, option)
+
+    lines = [_systemd_syntax.comment(RECORD_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":")))]
+    lines.append("[Exec]")
+    if config.get("boot"):
+        lines.append(line("Boot", "yes", "boot"))
+    else:
+        # a stub init as PID 1 reaps zombies
+        lines.append(line("ProcessTwo", "yes", "boot"))
+        # What nspawn sends the stub init when the unit stops it: nspawn's default, SIGKILL,
+        # would kill every process at once, and the stub answers SIGRTMIN+3 with SIGTERM and
+        # then SIGHUP to the payload. The stub ignores SIGTERM: the unit (KillMode=control-group,
+        # see render_dropin) signals every process itself.
+        lines.append(line("KillSignal", "SIGTERM", "boot"))
+    if config.get("command"):
+        lines.append(line("Parameters", list(config["command"]), "command"))
+    elif record.get("entrypoint"):
+        lines.append(line("Parameters", list(record["entrypoint"]), "the image's entrypoint"))
+    lines += _environment(record, config, secrets or {})
+    if config.get("workdir") and config["workdir"] != "/":
+        lines.append(line("WorkingDirectory", config["workdir"], "workdir"))
+    binds = config.get("volumes") or []
+    if binds:
+        lines.append("[Files]")
+        for volume in binds:
+            host, guest, mode = _volume_parts(volume)
+            lines.append(line("BindReadOnly" if mode == "ro" else "Bind", (host, guest), "volume"))
+    lines.append("[Network]")
+    network = config.get("network") or "host"
+    if network == "host":
+        lines.append(line("VirtualEthernet", "no", "network"))
+    elif network == "none":
+        lines.append(line("Private", "yes", "network"))
+    else:
+        lines.append(line("Bridge", network, "network"))
+    for port in config.get("ports") or []:
+        lines.append(line("Port", f"tcp:{port}", "port"))
+    return "\n".join(lines) + "\n"
+
+
+def _volume_parts(volume: str) -> tuple[str, str, str]:
+    """HOST:CONTAINER[:ro|rw] as the options normalise it (neither path holds a ':')."""
+    parts = volume.split(":")
+    mode = parts.pop() if len(parts) == 3 and parts[2] in ("ro", "rw") else "rw"
+    if len(parts) != 2:
+        raise VoltError(f"volume {volume!r} must look like /host/path:/container/path[:ro|rw]")
+    return parts[0], parts[1], mode
+
+
+def parse_record(text: str) -> dict | None:
+    """The Volt record from the first line of a .nspawn file, or None if Volt did not write it.
+
+    ValueError if the line is Volt's but does not hold a JSON mapping.
+    """
+    first = text.split("\n", 1)[0]
+    if not first.startswith(RECORD_PREFIX):
+        return None
+    record = json.loads(first[len(RECORD_PREFIX) :])
+    if not isinstance(record, dict):
+        raise ValueError(f"the record is a JSON {type(record).__name__}, not a mapping")
+    return record
+
+
+def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None) -> str:
+    """Per-container unit settings: where the rootfs is, limits and the restart policy; host0 is
+    the command that configures the container's network after each start (see _nspawn_network)."""
+
+    def line(setting: str, value: object, option: str) -> str:
+        return _systemd_syntax.assignment("unit", setting, value, option)
+
+    lines = ["# Managed by armoredgate.volt", *_bridge_ordering(config), "[Service]"]
+    lines.append(line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir"))
+    lines += _waiting_for_the_bridge(config)
+    if config.get("memory"):
+        lines.append(line("MemoryMax", config["memory"], "memory"))
+    if config.get("cpus"):
+        lines.append(line("CPUQuota", round(config["cpus"] * 100), "cpus"))
+    lines.append(line("Restart", config.get("restart_policy") or "no", "restart_policy"))
+    lines += _stopping(config)
+    if host0:
+        lines.append(line("ExecStartPost", host0, "network"))
+    return "\n".join(lines) + "\n"
+
+
+def _bridge(config: dict) -> str | None:
+    network = config.get("network") or "host"
+    return None if network in ("host", "none") else network
+
+
+def _bridge_ordering(config: dict) -> list[str]:
+    """A container on a bridge starts after networkd (if networkd runs at all): at boot the
+    bridge does not exist until networkd has made it. A container on the host's network waits
+    for nothing."""
+    if not _bridge(config):
+        return []
+    return ["[Unit]", _systemd_syntax.assignment("unit", "After", ["systemd-networkd.service"], "network")]
+
+
+def _waiting_for_the_bridge(config: dict) -> list[str]:
+    """Wait until the bridge exists (and networkd, if it manages it, has configured it).
+
+    Not systemd-networkd-wait-online@BRIDGE.service: it waits for carrier, which a bridge
+    without containers attached never has. No .device unit either: containers (and hosts that
+    are containers) have no udev to make one.
+    """
+    bridge = _bridge(config)
+    if not bridge:
+        return []
+    command = [WAIT_ONLINE, f"--interface={bridge}:no-carrier", "--timeout=60"]
+    return [_systemd_syntax.assignment("unit", "ExecStartPre", command, "network")]
+
+
+def _stopping(config: dict) -> list[str]:
+    """systemctl stop, a restart and a host shutdown stop the container as the module does:
+    SIGTERM to every process, SIGKILL after stop_timeout."""
+
+    def line(setting: str, value: object) -> str:
+        return _systemd_syntax.assignment("unit", setting, value, "stop_timeout")
+
+    lines = [line("TimeoutStopSec", config.get("stop_timeout", DEFAULT_STOP_TIMEOUT))]
+    if not config.get("boot"):
+        # A booted container's own init shuts it down (nspawn sends it SIGRTMIN+3: the
+        # template's KillMode=mixed); the stub init of the others passes nothing on.
+        lines.append(line("KillMode", "control-group"))
+    return lines

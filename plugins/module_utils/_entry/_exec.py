@@ -1,0 +1,121 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""volt_exec: run one command in a running container, through the backend's exec_command."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import TYPE_CHECKING
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._containers import _options
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, validate_name
+
+if TYPE_CHECKING:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import Backend
+    from ansible_collections.armoredgate.volt.plugins.module_utils._types import CommandRunner
+
+
+def command_argv(params: dict) -> list[str]:
+    """argv as given, or cmd split shell-style (never run by a shell)."""
+    if params.get("argv") is not None:
+        argv = [str(arg) for arg in params["argv"]]
+    else:
+        import shlex
+
+        try:
+            argv = shlex.split(params.get("cmd") or "")
+        except ValueError as exc:
+            raise VoltError(f"cmd {params.get('cmd')!r} cannot be split into arguments: {exc}") from None
+    if not argv or not argv[0]:
+        raise VoltError("argv or cmd must name a program to run")
+    return argv
+
+
+class Execution:
+    """Plans and runs one volt_exec call; returns the module's result or raises VoltError."""
+
+    def __init__(self, backend: Backend, runner: CommandRunner, params: dict, check_mode: bool) -> None:
+        self.backend, self.runner, self.params, self.check_mode = backend, runner, params, check_mode
+
+    def _guest_path_exists(self, rootfs: str, workdir: str, path: str) -> bool:
+        return _rootfs.resolve_in_root(rootfs, os.path.join(workdir, path)) is not None
+
+    @staticmethod
+    def _is_guest_directory(rootfs: str, path: str) -> bool:
+        resolved = _rootfs.resolve_in_root(rootfs, path)
+        return resolved is not None and os.path.isdir(resolved)
+
+    def run(self) -> tuple[dict, str | None]:
+        """(result, failure message or None)."""
+        params = self.params
+        name = validate_name(params["name"])
+        argv = command_argv(params)
+        env = _options.normalize("env", params.get("env") or {})
+        chdir = absolute_path(params["chdir"], "chdir") if params.get("chdir") else None
+        timeout = params.get("timeout") or 0
+        if timeout < 0:
+            raise VoltError(f"timeout must be 0 (none) or more seconds, got {timeout}")
+        record = self.backend.inspect(name)
+        if record is None:
+            raise self.backend.cannot_enter(name)
+        result = {"changed": False, "cmd": argv, "rc": 0, "stdout": "", "stderr": ""}
+        # creates/removes are paths in the container, read through its rootfs from the host.
+        workdir = chdir or record.config.get("workdir") or "/"
+        for option, skip_if_exists in (("creates", True), ("removes", False)):
+            path = params.get(option)
+            if path and self._guest_path_exists(record.rootfs, workdir, path) is skip_if_exists:
+                verb = "exists" if skip_if_exists else "does not exist"
+                result["stdout"] = f"skipped, since {path} {verb}"
+                return dict(result, stdout_lines=[result["stdout"]], stderr_lines=[]), None
+        if record.status != "running":
+            raise self.backend.cannot_enter(name)
+        if chdir and not self._is_guest_directory(record.rootfs, chdir):
+            # proot would silently run the command in / instead.
+            raise VoltError(f"chdir {chdir!r} is not a directory in container {name}")
+        if self.check_mode:
+            return dict(result, changed=True, msg="check mode: the command would run", rc=None), None
+        host_argv, environment = self.backend.exec_command(name, argv, cwd=chdir, user=params.get("user"), env=env)
+        stdin = params.get("stdin")
+        if stdin is not None and params.get("stdin_add_newline", True):
+            stdin += "\n"
+        began = datetime.datetime.now()
+        rc, out, err, timed_out = self.runner.execute(
+            host_argv,
+            environment,
+            stdin.encode() if stdin is not None else None,
+            timeout or None,
+            # proot waits for every process it traces: the command's own end ends the call.
+            kill_on_exit=self.backend.name == "proot",
+            on_exit=self.backend.end_exec if self.backend.exec_scope else None,
+        )
+        self.backend.end_exec()  # background children go with the command, on every backend
+        ended = datetime.datetime.now()
+        stdout, stderr = _text(out), _text(err)
+        if params.get("strip_empty_ends", True):
+            stdout, stderr = stdout.rstrip("\r\n"), stderr.rstrip("\r\n")
+        result.update(
+            changed=True,
+            rc=rc,
+            stdout=stdout,
+            stderr=stderr,
+            stdout_lines=stdout.splitlines(),
+            stderr_lines=stderr.splitlines(),
+            start=str(began),
+            end=str(ended),
+            delta=str(ended - began),
+            timed_out=timed_out,
+        )
+        if timed_out:
+            return result, f"the command ran longer than {timeout} s: its processes in container {name} were ended"
+        if rc != 0:
+            return result, f"non-zero return code {rc}"
+        return result, None
+
+
+def _text(data: bytes) -> str:
+    # Output that is not UTF-8 keeps every valid character; invalid bytes become U+FFFD.
+    return data.decode("utf-8", errors="replace")

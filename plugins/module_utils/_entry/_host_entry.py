@@ -1,0 +1,187 @@
+# Copyright (c) 2026 Armored Gates LLC
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Entering containers for the `armoredgate.volt.volt` connection plugin.
+
+Files go through the container's root filesystem on its host (no process inside the container
+is needed, and it is fast); commands run through the backend's exec_command, as volt_exec does.
+On a remote container host the plugin runs this file over SSH:
+
+    python3 -m ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry \\
+        --backend B --data-dir D --name N  exec -- ARGV... | put PATH | fetch PATH
+        --backend B --data-dir D list
+
+`exec` replaces itself with the entry command, so stdin, stdout and stderr flow straight
+through; `put` reads the file from stdin and `fetch` writes it to stdout; `list` prints the
+host's containers as JSON (for the volt_containers inventory plugin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import sys
+from typing import Iterator
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path
+from ansible_collections.armoredgate.volt.plugins.module_utils._files._guest_path import GuestPathError, Location
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
+
+_CHUNK = 1024 * 1024
+# Exit code when the container could not be entered at all (as docker exec's 125).
+ENTRY_FAILED = 125
+
+
+def guest_file(rootfs: str, path: str, for_writing: bool) -> str:
+    """Host path of the container's `path`, resolved inside rootfs (symlinks never lead out).
+
+    For messages only: the guest can change what a name means at any time, so files are
+    written and read through write_guest_file and read_guest_file, which hold directories open.
+    """
+    with _located(rootfs, path, for_writing) as (location, _status):
+        return os.path.join(rootfs, location.guest.lstrip("/"))
+
+
+@contextlib.contextmanager
+def _located(rootfs: str, path: str, for_writing: bool) -> Iterator[tuple[Location, os.stat_result | None]]:
+    """The open location of the container's `path` and the status of what is there now."""
+    if not path.startswith("/"):
+        raise VoltError(f"path {path!r} in the container must be absolute")
+    root_fd = _guest_path.open_root(rootfs)
+    try:
+        location = _locate(root_fd, path)
+    finally:
+        os.close(root_fd)
+    with location:
+        status = _status(location)
+        if status is None and location.linked:
+            raise VoltError(f"{path!r} in the container is a symlink to nothing")
+        if status is None and not for_writing:
+            raise VoltError(f"file {path!r} does not exist in the container")
+        if status is not None and stat.S_ISDIR(status.st_mode):
+            raise VoltError(f"{path!r} in the container is a directory")
+        yield location, status
+
+
+def _locate(root_fd: int, path: str) -> Location:
+    try:
+        return _guest_path.locate(root_fd, path)
+    except GuestPathError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VoltError(f"{path!r} in the container: too many levels of symbolic links") from None
+        if exc.linked:
+            raise VoltError(f"{path!r} in the container is a symlink to nothing") from None
+        raise VoltError(f"directory {os.path.dirname(path)!r} does not exist in the container") from None
+
+
+def _status(location: Location) -> os.stat_result | None:
+    try:
+        return os.stat(location.name or ".", dir_fd=location.dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def container_rootfs(backend, name: str) -> str:
+    """The root filesystem of container name on this host (it need not be running)."""
+    record = backend.inspect(validate_name(name))
+    if record is None:
+        raise VoltError(f"container {name} does not exist")
+    return record.rootfs
+
+
+def write_guest_file(rootfs: str, path: str, source) -> None:
+    """Copy the binary stream source to the container's path: a new file, renamed into place.
+
+    The temporary file is made in the directory already open, and renamed within it, so a
+    directory swapped for a symlink meanwhile changes nothing; it keeps an existing file's mode.
+    """
+    with _located(rootfs, path, for_writing=True) as (location, status):
+        mode = stat.S_IMODE(status.st_mode) if status is not None and stat.S_ISREG(status.st_mode) else 0o644
+        temporary, fd = _create_temporary(location.dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in iter(lambda: source.read(_CHUNK), b""):
+                    handle.write(chunk)
+                os.fchmod(handle.fileno(), mode)
+            os.replace(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=location.dir_fd)
+            raise
+
+
+def _create_temporary(dir_fd: int) -> tuple[str, int]:
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _attempt in range(100):
+        name = ".volt-put-" + os.urandom(6).hex()
+        try:
+            return name, os.open(name, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise VoltError("no unused temporary file name in the container's directory")
+
+
+def read_guest_file(rootfs: str, path: str, sink) -> None:
+    """Copy the container's regular file at path to the binary stream sink."""
+    with _located(rootfs, path, for_writing=False) as (location, _status):
+        try:
+            fd = _guest_path.open_regular(location)
+        except IsADirectoryError:
+            raise VoltError(f"{path!r} in the container is a directory") from None
+        except FileNotFoundError:
+            raise VoltError(f"file {path!r} does not exist in the container") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.EINVAL):
+                raise
+            raise VoltError(f"{path!r} in the container is not a regular file") from None
+    with os.fdopen(fd, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            sink.write(chunk)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import make_backend
+    from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
+
+    parser = argparse.ArgumentParser(prog="volt-enter")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--proot-path")
+    parser.add_argument("--name")
+    parser.add_argument("--user")
+    parser.add_argument("action", choices=["exec", "put", "fetch", "list"])
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        backend = make_backend(Runner(), vars(args))
+        if args.action == "list":
+            import json
+
+            sys.stdout.write(json.dumps([record.to_result() for record in backend.list()]) + "\n")
+            return 0
+        name = validate_name(args.name or "")
+        operands = args.args[1:] if args.args[:1] == ["--"] else args.args
+        if args.action == "exec":
+            host_argv, env = backend.exec_command(name, operands, user=args.user)
+            sys.stdout.flush()
+            os.execve(host_argv[0], host_argv, env)
+        if len(operands) != 1:
+            raise VoltError(f"{args.action} takes one path, got {operands!r}")
+        rootfs = container_rootfs(backend, name)
+        if args.action == "put":
+            write_guest_file(rootfs, operands[0], sys.stdin.buffer)
+        else:
+            read_guest_file(rootfs, operands[0], sys.stdout.buffer)
+    except (VoltError, OSError) as exc:
+        sys.stderr.write(f"volt: {getattr(exc, 'msg', exc)}\n")
+        return ENTRY_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

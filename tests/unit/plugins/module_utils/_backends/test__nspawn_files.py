@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _nspawn_files
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 5))
+
+
+@pytest.mark.parametrize("name", ["web", "web-1", "a.b_c", ".hidden", "a b", "ü", "x:y"])
+def test_unit_escape_matches_systemd_escape(name):
+    expected = subprocess.run(["systemd-escape", "--", name], capture_output=True, text=True, check=True).stdout
+    assert _nspawn_files.unit_escape(name) == expected.strip()
+
+
+def test_unit_name():
+    assert _nspawn_files.unit_name("web-1") == "volt-container@web\\x2d1.service"
+
+
+def test_nspawn_settings_for_a_command_container():
+    config = {
+        "command": ["/bin/sh", "-c", 'echo "hi there"; sleep 5'],
+        "env": {"B": "2", "A": "x y"},
+        "workdir": "/srv",
+        "volumes": ["/data:/data", "/etc/ssl:/etc/ssl:ro"],
+        "network": "voltbr0",
+        "ports": ["8080:80"],
+    }
+    text = _nspawn_files.render_nspawn(config, {"name": "web", "config": config})
+    assert text.splitlines()[1:] == [
+        "[Exec]",
+        "ProcessTwo=yes",
+        "KillSignal=SIGTERM",
+        'Parameters=/bin/sh -c "echo "\'"\'"hi there"\'"\'"; sleep 5"',
+        'Environment="A=x y"',  # one word: systemd splits this setting on whitespace
+        "Environment=B=2",
+        "Environment=CONTAINER_NAME=web",
+        "WorkingDirectory=/srv",
+        "[Files]",
+        "Bind=/data:/data",
+        "BindReadOnly=/etc/ssl:/etc/ssl",
+        "[Network]",
+        "Bridge=voltbr0",
+        "Port=tcp:8080:80",
+    ]
+    assert _nspawn_files.parse_record(text) == {"name": "web", "config": config}
+
+
+@pytest.mark.parametrize(
+    ("network", "line"), [(None, "VirtualEthernet=no"), ("host", "VirtualEthernet=no"), ("none", "Private=yes")]
+)
+def test_nspawn_networks(network, line):
+    text = _nspawn_files.render_nspawn({"boot": True, "network": network}, {})
+    assert "Boot=yes" in text and line in text and "ProcessTwo" not in text
+
+
+def test_foreign_nspawn_file_has_no_record():
+    assert _nspawn_files.parse_record("[Exec]\nBoot=yes\n") is None
+
+
+def test_dropin_holds_rootfs_limits_and_restart_policy():
+    text = _nspawn_files.render_dropin(
+        {"memory": 64 * 1024 * 1024, "cpus": 1.5, "restart_policy": "on-failure"}, "/r/web"
+    )
+    assert text.splitlines()[1:] == [
+        "[Service]",
+        'Environment="VOLT_ROOTFS=/r/web"',
+        "MemoryMax=67108864",
+        "CPUQuota=150%",
+        "Restart=on-failure",
+        "TimeoutStopSec=10s",
+        "KillMode=control-group",
+    ]
+    assert "Restart=no" in _nspawn_files.render_dropin({}, "/r/web")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_template_unit_passes_systemd_analyze_verify(tmp_path):
+    unit = tmp_path / _nspawn_files.TEMPLATE_NAME
+    unit.write_text(_nspawn_files.TEMPLATE_UNIT)
+    instance = tmp_path / "volt-container@web.service"
+    instance.symlink_to(unit)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(instance)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "volt-container" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arg", "quoted"),
+    [("x", "x"), ("a b", '"a b"'), ("it's", '"it\'s"'), ('say "hi"', '"say "\'"\'"hi"\'"\''), ("", '""')],
+)
+def test_parameters_quoting(arg, quoted):
+    assert _nspawn_files.quote(arg) == quoted
+
+
+def test_the_role_installs_the_same_template_unit():
+    role_copy = os.path.join(TOP, "roles", "systemd_host", "files", _nspawn_files.TEMPLATE_NAME)
+    with open(role_copy, encoding="utf-8") as handle:
+        assert handle.read() == _nspawn_files.TEMPLATE_UNIT, (
+            "regenerate the role's copy from _nspawn_files.TEMPLATE_UNIT"
+        )
