@@ -1,4 +1,4 @@
-"""Runs the collection's real modules (main() -> _modules.py -> the managers) through
+"""Runs the collection's real modules (main() -> _module_runs.py -> the managers) through
 pytest-ansible, on real hosts.
 
 pytest-ansible has no check/diff switch: the small shim below adds the official task keywords
@@ -53,8 +53,12 @@ FLEET_DATA_DIR = "/var/lib/volt"
 # Debian's 5.1.0 does not translate the paths of statx, so the modules refuse it unless the user
 # opts in, as a user of that binary would (tests/integration/proot/test_proot_translation.py
 # checks the refusal itself).
-# plain1 runs the proot of its Debian image, 5.1.0 too.
-UNSAFE_PROOT = {"proot-5.1.0": {"allow_unsafe_proot": True}, "proot@plain1": {"allow_unsafe_proot": True}}
+# plain1 runs the proot of its Debian image, 5.1.0 too (named: once the proot role ran there, a
+# proot 5.4 it built comes first on PATH).
+UNSAFE_PROOT = {
+    "proot-5.1.0": {"allow_unsafe_proot": True},
+    "proot@plain1": {"allow_unsafe_proot": True, "proot_path": "/usr/bin/proot"},
+}
 
 
 def proot_path(ident: str) -> str:

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from .conftest import FLEET_DATA_DIR
+from .conftest import FLEET_DATA_DIR, UNSAFE_PROOT
 from .targets import FleetProot, FleetSystemd
 
 
@@ -23,6 +23,7 @@ def test_auto_picks_the_backend_the_host_can_run(fleet, ansible_adhoc, host, kin
         os.path.join(fleet, "inventory.yml"),
         data_dir=FLEET_DATA_DIR,
         ssh_config=os.path.join(fleet, "ssh_config"),
+        extra=UNSAFE_PROOT.get(f"proot@{host}"),
     )
     target.cleanup()
     target.prepare()

@@ -15,12 +15,19 @@ import sys
 import pytest
 import yaml
 
-from ..conftest import TOP
+from ..conftest import PROOT_BINARIES, TOP
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONTAINER = "conn"
 TERMUX_HOME = "/data/data/com.termux/files/home"
 TERMUX_PYTHON = "/data/data/com.termux/files/usr/bin/python3"
+# The proot options of each topology's modules, as its user would have them: a proot that
+# translates paths on this machine (the one the tests build); Debian's own 5.1.0 on plain1,
+# accepted (the proot role replaces it; the molecule proot scenario tests that).
+PROOT_OPTIONS = {
+    "local-proot": {"proot_path": PROOT_BINARIES["proot-5.4.0"]},
+    "plain1-proot": {"proot_path": "/usr/bin/proot", "allow_unsafe_proot": "true"},
+}
 # topology -> (fleet host or None, backend, data dir on that host)
 TOPOLOGIES = {
     "local-proot": (None, "proot", None),
@@ -63,6 +70,7 @@ class Topology:
         inventory = os.path.join(self.fleet, "inventory.yml") if self.host else "localhost,"
         target = self.host or "localhost"
         extra = [] if self.host else ["-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
+        args = {**PROOT_OPTIONS.get(self.ident, {}), **args}
         text = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in args.items())
         result = run(["ansible", "-i", inventory, target, *extra, "-m", f"armoredgate.volt.{module}", "-a", text])
         assert result.returncode == 0, result.stdout + result.stderr
@@ -107,6 +115,8 @@ class Topology:
             "ansible_volt_data_dir": self.data_dir,
             "ansible_python_interpreter": "/usr/bin/python3",
         }
+        if "proot_path" in PROOT_OPTIONS.get(self.ident, {}):
+            host["ansible_volt_proot_path"] = PROOT_OPTIONS[self.ident]["proot_path"]
         variables = {}
         if self.host:
             host["ansible_volt_container_host"] = self.host

@@ -10,7 +10,7 @@ import sys
 
 import yaml
 
-from .test_connection import run
+from .test_connection import PROOT_OPTIONS, run
 
 BUSYBOX = """set -e
 rm -rf "$1"; mkdir -p "$1/bin" "$1/etc" "$1/tmp"; cp /bin/busybox "$1/bin/"
@@ -44,9 +44,19 @@ def test_containers_of_several_hosts_become_reachable_hosts(fleet, tmp_path):
     ansible(plain1, "ansible.builtin.command", argv=["sh", "-c", BUSYBOX, "sh", "/root/inv-busybox"])
     container = "armoredgate.volt.volt_container"
     sleeper = {"command": "sleep 100000"}
-    ansible(here, container, name="invl", backend="proot", data_dir=local_data, rootfs=local_rootfs, **sleeper)
-    ansible(plain1, container, name="inv1", rootfs="/root/inv-busybox", **sleeper)
-    ansible(plain1, container, name="inv2", rootfs="/root/inv-busybox", state="present")
+    local_proot, plain1_proot = PROOT_OPTIONS["local-proot"], PROOT_OPTIONS["plain1-proot"]
+    ansible(
+        here,
+        container,
+        name="invl",
+        backend="proot",
+        data_dir=local_data,
+        rootfs=local_rootfs,
+        **sleeper,
+        **local_proot,
+    )
+    ansible(plain1, container, name="inv1", rootfs="/root/inv-busybox", **sleeper, **plain1_proot)
+    ansible(plain1, container, name="inv2", rootfs="/root/inv-busybox", state="present", **plain1_proot)
     config = tmp_path / "test.volt_containers.yml"
     config.write_text(
         yaml.safe_dump(

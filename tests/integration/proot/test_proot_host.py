@@ -50,7 +50,7 @@ def test_proot_info_fails_clearly_without_proot(target, tmp_path):
 
 def boot_hook(target, proot):
     env = dict(os.environ, PYTHONPATH=os.path.join(TOP, "build", "collections"))
-    argv = [sys.executable, "-m", "ansible_collections.armoredgate.volt.plugins.module_utils._boot"]
+    argv = [sys.executable, "-m", "ansible_collections.armoredgate.volt.plugins.module_utils._containers._boot"]
     return subprocess.run(
         [*argv, "--data-dir", target.data_dir, "--proot-path", proot],
         capture_output=True,

@@ -146,12 +146,17 @@ def test_volt_exec_refuses_a_proot_that_does_not_translate_paths(target, proot, 
     quiet(target.volt("volt_exec", name="entered", argv=["echo", "inside"], allow_unsafe_proot=True))
 
 
-def test_the_proot_role_reports_debians_proot(tmp_path):
-    """On Debian (this machine) the role warns about Debian's 5.1.0 and says so in its facts."""
+def test_the_proot_role_refuses_debians_proot_unless_accepted(tmp_path):
+    """On Debian (this machine) the role refuses Debian's 5.1.0 named by proot_path (it replaces
+    only a proot it installed itself), accepts it with proot_allow_unsafe and says so in its facts,
+    and takes 5.4.0 as it is."""
     debian, good = PROOT_BINARIES["proot-5.1.0"], PROOT_BINARIES["proot-5.4.0"]
-    unsafe = proot_role(tmp_path, proot_install="none", proot_path=debian)
-    assert unsafe.returncode == 0, unsafe.stdout[-3000:]
-    assert "fails the path translation check" in unsafe.stdout + unsafe.stderr, unsafe.stdout[-3000:]
-    assert re.search(r"path_translation_safe\W*false", unsafe.stdout), unsafe.stdout[-3000:]
+    refused = proot_role(tmp_path, proot_install="none", proot_path=debian)
+    assert refused.returncode != 0, refused.stdout[-3000:]
+    assert f"{debian} fails the path translation check" in refused.stdout, refused.stdout[-3000:]
+    assert "proot_allow_unsafe" in refused.stdout and "proot_binary_src" in refused.stdout
+    accepted = proot_role(tmp_path, proot_install="none", proot_path=debian, proot_allow_unsafe=True)
+    assert accepted.returncode == 0, accepted.stdout[-3000:]
+    assert re.search(r"path_translation_safe\W*false", accepted.stdout), accepted.stdout[-3000:]
     fine = proot_role(tmp_path, proot_install="none", proot_path=good)
     assert fine.returncode == 0 and re.search(r"path_translation_safe\W*true", fine.stdout), fine.stdout[-3000:]
