@@ -24,8 +24,9 @@ def proot(target):
 
 @pytest.fixture
 def proot_options(target):
-    """proot_path and, for a binary that needs it, allow_unsafe_proot: as key=value words."""
-    return " ".join(
+    """backend=proot (auto would pick systemd where systemd is PID 1), proot_path and, for a
+    binary that needs it, allow_unsafe_proot: as key=value words."""
+    return "backend=proot " + " ".join(
         f"{key}={str(value).lower() if isinstance(value, bool) else value}"
         for key, value in target.proot_options.items()
     )

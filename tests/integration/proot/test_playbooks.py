@@ -39,7 +39,7 @@ def test_ad_hoc_short_name_from_the_project_directory(proot_options, data_dir, b
         "-m",
         "armoredgate.volt.volt_container",
         "-a",
-        f"name=adhoc state=absent data_dir={data_dir}",
+        f"name=adhoc state=absent data_dir={data_dir} backend=proot",
     )
     assert gone.returncode == 0 and not os.path.exists(os.path.join(data_dir, "containers", "adhoc"))
 
@@ -54,6 +54,7 @@ def test_module_defaults_group_and_containers_role(target, data_dir, busybox_roo
                         "localhost": {
                             "ansible_connection": "local",
                             "volt_data_dir": data_dir,
+                            "volt_backend": "proot",
                             # The role's own defaults for its containers: module_defaults do not
                             # reach options a task omits (ansible-core 2.19), and the role omits
                             # every option an item does not set.
@@ -83,7 +84,9 @@ def test_module_defaults_group_and_containers_role(target, data_dir, busybox_roo
                     "name": "containers role, and group defaults for the play's own tasks",
                     "hosts": "all",
                     "gather_facts": False,
-                    "module_defaults": {"group/armoredgate.volt.volt": dict(target.proot_options, data_dir=data_dir)},
+                    "module_defaults": {
+                        "group/armoredgate.volt.volt": dict(target.proot_options, data_dir=data_dir, backend="proot")
+                    },
                     "roles": ["armoredgate.volt.containers"],
                     "tasks": [
                         {
