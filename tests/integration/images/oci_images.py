@@ -841,20 +841,27 @@ def push_all(
             workdir = tmp.name
         built = build_all(workdir)
     try:
-        jobs_list: list[tuple[BuiltImage, str | None, str | None]] = []
+        # One repository's pushes one after the other (repositories in parallel): pushing the same
+        # blobs to one repository at once races in the registry, which then answers 500 ("failed
+        # to read from destination repository") on a loaded machine.
+        by_repo: dict[str, list[tuple[BuiltImage, str | None, str | None]]] = {}
         for key, b in built.items():
             if key.startswith("private/") and not reg.needs_credentials:
                 continue
             if key.startswith("evil:") and not evil:
                 continue
-            jobs_list.append((b, None, None))
-            jobs_list.extend((b, fmt, fmt) for fmt in CONVERSIONS.get(key, ()) if v2s2 or fmt != "v2s2")
+            pushes = by_repo.setdefault(b.repo, [])
+            pushes.append((b, None, None))
+            pushes.extend((b, fmt, fmt) for fmt in CONVERSIONS.get(key, ()) if v2s2 or fmt != "v2s2")
+
+        def push_repo(pushes):
+            return [push_image(b, reg, None, tag, fmt) for b, tag, fmt in pushes]
+
         out: dict[str, Pushed] = {}
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futs = {pool.submit(push_image, b, reg, None, tag, fmt): (b, tag) for b, tag, fmt in jobs_list}
-            for fut in concurrent.futures.as_completed(futs):
-                p = fut.result()
-                out[p.key] = p
+            for fut in concurrent.futures.as_completed([pool.submit(push_repo, p) for p in by_repo.values()]):
+                for p in fut.result():
+                    out[p.key] = p
         if evil and "evil:bad-digest" in built:
             b = built["evil:bad-digest"]
             corrupt_blob(reg, b.layers[0].digest, bad_digest_replacement(b))
