@@ -199,12 +199,8 @@ class BridgeRunner:
 
 
 @pytest.fixture
-def backend(tmp_path, monkeypatch):
-    monkeypatch.setattr(_systemd, "NSPAWN_DIR", str(tmp_path / "nspawn"))
-    monkeypatch.setattr(_systemd, "UNIT_DIR", str(tmp_path / "system"))
-    monkeypatch.setattr(_nspawn_network, "LOCK_DIR", str(tmp_path / "run"))
-    os.makedirs(tmp_path / "nspawn")
-    return _systemd.SystemdBackend(BridgeRunner(), str(tmp_path / "volt"), {})
+def backend(systemd_dirs):
+    return _systemd.SystemdBackend(BridgeRunner(), systemd_dirs, {})
 
 
 def record_of(backend, name):

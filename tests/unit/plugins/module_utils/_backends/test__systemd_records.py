@@ -30,11 +30,8 @@ class QuietRunner:
 
 
 @pytest.fixture
-def backend(tmp_path, monkeypatch):
-    monkeypatch.setattr(_systemd, "NSPAWN_DIR", str(tmp_path / "nspawn"))
-    monkeypatch.setattr(_systemd, "UNIT_DIR", str(tmp_path / "system"))
-    os.makedirs(tmp_path / "nspawn")
-    return _systemd.SystemdBackend(QuietRunner(), str(tmp_path / "volt"), {})
+def backend(systemd_dirs):
+    return _systemd.SystemdBackend(QuietRunner(), systemd_dirs, {})
 
 
 def mode(path) -> int:
