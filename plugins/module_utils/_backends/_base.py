@@ -9,6 +9,7 @@ import os
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
@@ -46,6 +47,10 @@ class ContainerRecord:
         stopped_at: str | None = None,
         addresses: list | None = None,
         ip_address: str | None = None,
+        exit_code: int | None = None,
+        finished_at: str | None = None,
+        restart_count: int = 0,
+        exited: bool = False,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -61,6 +66,13 @@ class ContainerRecord:
         self.addresses = addresses or []
         # The IPv4 address of a running container's own network (a bridge), else None.
         self.ip_address = ip_address
+        # How the last run ended (None while it runs, or before the first): its exit status
+        # (128+N for signal N) and when; exited: it ended on its own, not stopped by a stop.
+        self.exit_code = exit_code
+        self.finished_at = finished_at
+        self.exited = exited
+        # Restarts by the backend's own restart policy (systemd's Restart=) since the last start.
+        self.restart_count = restart_count
 
     @property
     def running(self) -> bool:
@@ -156,14 +168,14 @@ class Backend(ABC):
 
     def guest_env(self, name: str, config: dict, home: str = "/root") -> dict[str, str]:
         """A container's whole environment: a clean base (nothing of the module's leaks in), what
-        this backend adds, then the user's env and secret_env."""
+        this backend adds, then the image's env, the user's env and secret_env."""
         return {
             "HOME": home,
             "PATH": GUEST_PATH,
             "TERM": "xterm",
             "CONTAINER_NAME": name,
             **self.backend_env(),
-            **(config.get("env") or {}),
+            **Launch(config).env,
             **self.read_secrets(name),
         }
 
@@ -187,6 +199,10 @@ class Backend(ABC):
     def image_digest(self, image: str) -> str | None:
         """The digest the store records for the image (None for directory images)."""
         return self._images().digest(image)
+
+    def image_config(self, image: str) -> dict | None:
+        """The image's config as the store keeps it (None for images without one)."""
+        return self._images().config(image)
 
     def image_path(self, image: str) -> str:
         """The image's tree in the store (both backends share it)."""
@@ -222,32 +238,38 @@ class Backend(ABC):
         return source
 
     @staticmethod
-    def check_start(root: str, config: dict) -> None:
-        """Fail before a start that could not do what the config says: a command that is not an
-        executable in the root filesystem, a workdir that is not a directory there, a volume whose
-        host path is missing (it is not created, unlike Docker: a typo must not become an empty bind)."""
-        workdir = config.get("workdir") or "/"
-        resolved = _rootfs.resolve_in_root(root, workdir)
+    def check_start(root: str, config: dict) -> Launch:
+        """What the container will run, after failing before a start that could not do what the
+        config says: a program that is not an executable in the root filesystem, a workdir that
+        is not a directory there, a user the container does not know, a volume whose host path is
+        missing (it is not created, unlike Docker: a typo must not become an empty bind)."""
+        launch = Launch(config, root)
+        resolved = _rootfs.resolve_in_root(root, launch.workdir)
         if resolved is None or not os.path.isdir(resolved):
-            raise VoltError(f"workdir {workdir!r} is not a directory in the container's root filesystem")
+            raise VoltError(f"workdir {launch.workdir!r} is not a directory in the container's root filesystem")
+        if not launch.as_root:
+            _rootfs.resolve_user(root, launch.user)
         for volume in config.get("volumes") or []:
             host = volume.split(":")[0]
             if not os.path.exists(host):
                 raise VoltError(f"volume {volume!r}: the host path {host} does not exist", path=host)
-        command = config.get("command")
-        if not command:
-            return
-        program = command[0]
+        if not launch.argv:
+            looked_for = ", ".join(candidate[0] for candidate in _rootfs.ENTRYPOINT_CANDIDATES)
+            raise VoltError(
+                f"nothing to run: the image names no program and none was found (looked for {looked_for}); set command"
+            )
+        program = launch.argv[0]
+        search = launch.env.get("PATH", GUEST_PATH)
         if "/" in program:
-            found = _rootfs.is_executable_file(root, os.path.join(config.get("workdir") or "/", program))
+            found = _rootfs.is_executable_file(root, os.path.join(launch.workdir, program))
         else:
-            search = (config.get("env") or {}).get("PATH", GUEST_PATH)
             found = any(_rootfs.is_executable_file(root, os.path.join(d, program)) for d in search.split(":") if d)
         if not found:
             raise VoltError(
-                f"command {program!r} is not an executable file in the container's root filesystem "
-                f"(searched PATH {GUEST_PATH} for a bare name)"
+                f"{launch.origin} {program!r} is not an executable file in the container's root filesystem "
+                f"(searched PATH {search} for a bare name)"
             )
+        return launch
 
     def check_config(self, name: str, config: dict, actions: list[str]) -> None:  # noqa: B027 - optional hook
         """Refuse what this backend cannot do (option values, a missing program) before `actions` run."""
@@ -275,6 +297,47 @@ class Backend(ABC):
     @abstractmethod
     def start(self, name: str) -> None:
         """Start a created or stopped container."""
+
+    def confirm_running(self, name: str, grace: float) -> None:
+        """Watch a container just started for `grace` seconds: VoltError with its exit code and
+        the end of its log if it exits (or its restart policy restarts it) meanwhile."""
+        import time
+
+        if grace <= 0:
+            return
+        deadline = time.monotonic() + grace
+        baseline = None
+        while True:
+            record = self.inspect(name, persist=True)
+            if baseline is None and record is not None:
+                baseline = record.restart_count
+            if record is None or not record.running or record.restart_count != baseline:
+                raise self._start_failure(name, grace)
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _start_failure(self, name: str, grace: float) -> VoltError:
+        import time
+
+        record = None
+        for _attempt in range(20):  # the exit status and the last lines may take a moment to land
+            record = self.inspect(name, persist=True)
+            if record is None or (not record.running and record.exit_code is not None):
+                break
+            time.sleep(0.1)
+        code = record.exit_code if record is not None else None
+        lines = self.logs(name, 20)
+        how = f"exited with code {code}" if code is not None else "stopped running"
+        if record is not None and record.running and record.restart_count:
+            how = f"was restarted {record.restart_count} time(s) by its restart policy (last exit code {code})"
+        tail = "\n".join(lines) if lines else "(no output)"
+        return VoltError(
+            f"container {name} {how} within {grace:g} s of its start, so it is not running. "
+            f"The last lines of its output:\n{tail}",
+            rc=code,
+            log=lines,
+        )
 
     @abstractmethod
     def stop(self, name: str, timeout: float) -> None:
@@ -376,6 +439,9 @@ class Backend(ABC):
             return VoltError(f"container {name} does not exist")
         return VoltError(f"container {name} is not running (status: {record.status}); start it first")
 
-    def exec_user(self, rootfs: str, user: str | None) -> tuple[int, int, str]:
-        """(uid, gid, home) for exec_command's user, read from the container's /etc/passwd."""
+    def exec_user(self, rootfs: str, user: str | None, config: dict | None = None) -> tuple[int, int, str]:
+        """(uid, gid, home) for exec_command's user, read from the container's /etc/passwd: the
+        user asked for, else the container's own (its user option, else its image's), else root."""
+        if user is None and config is not None:
+            user = Launch(config).user
         return _rootfs.resolve_user(rootfs, user) if user is not None else (0, 0, "/root")

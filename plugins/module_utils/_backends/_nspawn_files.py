@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _systemd_syntax
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import DEFAULT_STOP_SIGNAL, Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
 
 TEMPLATE_NAME = "volt-container@.service"
 # The module's default stop_timeout, for a record written before the container kept its own.
@@ -75,9 +77,9 @@ def quote(arg: str) -> str:
     return _systemd_syntax.assignment("nspawn", "Parameters", [arg], "command argument")[len("Parameters=") :]
 
 
-def _environment(record: dict, config: dict, secrets: dict) -> list[str]:
-    """Environment= lines: env, then secret_env (which wins; the file is 0600)."""
-    env = {"CONTAINER_NAME": record.get("name", ""), **(config.get("env") or {})}
+def _environment(record: dict, guest_env: dict, secrets: dict) -> list[str]:
+    """Environment= lines: the image's env and env, then secret_env (which wins; the file is 0600)."""
+    env = {"CONTAINER_NAME": record.get("name", ""), **guest_env}
     lines = []
     for key, value in sorted(env.items()):
         lines.append(_systemd_syntax.assignment("nspawn", "Environment", (key, value), f"env {key}"))
@@ -108,13 +110,16 @@ def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> st
         # then SIGHUP to the payload. The stub ignores SIGTERM: the unit (KillMode=control-group,
         # see render_dropin) signals every process itself.
         lines.append(line("KillSignal", "SIGTERM", "boot"))
-    if config.get("command"):
-        lines.append(line("Parameters", list(config["command"]), "command"))
+    launch = Launch(config)
+    if launch.argv:
+        lines.append(line("Parameters", launch.argv, launch.origin))
     elif record.get("entrypoint"):
         lines.append(line("Parameters", list(record["entrypoint"]), "the image's entrypoint"))
-    lines += _environment(record, config, secrets or {})
-    if config.get("workdir") and config["workdir"] != "/":
-        lines.append(line("WorkingDirectory", config["workdir"], "workdir"))
+    lines += _environment(record, launch.env, secrets or {})
+    if launch.workdir != "/":
+        lines.append(line("WorkingDirectory", launch.workdir, "workdir"))
+    if record.get("user"):
+        lines.append(line("User", record["user"], "user"))
     binds = config.get("volumes") or []
     if binds:
         lines.append("[Files]")
@@ -218,4 +223,18 @@ def _stopping(config: dict) -> list[str]:
         # A booted container's own init shuts it down (nspawn sends it SIGRTMIN+3: the
         # template's KillMode=mixed); the stub init of the others passes nothing on.
         lines.append(line("KillMode", "control-group"))
+        stop_signal = Launch(config).stop_signal
+        if stop_signal != DEFAULT_STOP_SIGNAL:
+            # First the stop signal to the main process alone (as docker stop does), waiting
+            # for the container to end; only what is left then gets the unit's SIGTERM.
+            number = str(signal_number(stop_signal))
+            lines.append(line("ExecStop", ["/bin/sh", "-c", _SIGNAL_MAIN_PROCESS, "volt-stop", number]))
     return lines
+
+
+# nspawn ($MAINPID) -> the stub init (the container's PID 1) -> the payload (PID 2).
+_SIGNAL_MAIN_PROCESS = (
+    'for init in $(cat /proc/"$MAINPID"/task/"$MAINPID"/children); do '
+    'for pid in $(cat /proc/"$init"/task/"$init"/children); do kill -"$1" "$pid"; done; done; '
+    'while kill -0 "$MAINPID" 2>/dev/null; do sleep 0.1; done'
+)

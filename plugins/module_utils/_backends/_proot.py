@@ -18,8 +18,10 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
     ContainerRecord,
     remapped_ports,
 )
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import DEFAULT_STOP_SIGNAL, Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
 from ansible_collections.armoredgate.volt.plugins.module_utils._processes import _trees
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
@@ -455,9 +457,22 @@ class ProotBackend(Backend):
                 found.add(proc.ident)
         return found
 
-    def _end(self, name: str, proots: set[_trees.Ident], dead: _trees.Ident | None, timeout: float) -> str:
+    def _end(
+        self,
+        name: str,
+        proots: set[_trees.Ident],
+        dead: _trees.Ident | None,
+        timeout: float,
+        stop_signal: str = DEFAULT_STOP_SIGNAL,
+    ) -> str:
         """End the guests of the live proots (traced by them, or their descendants), then the
-        proots, and the untraced guests a dead proot left behind."""
+        proots, and the untraced guests a dead proot left behind. A stop signal other than
+        SIGTERM goes first to the container's main process alone (the one proot started)."""
+        first = None
+        if stop_signal != DEFAULT_STOP_SIGNAL and len(proots) == 1:
+            main = self._main_guest(next(iter(proots)))
+            if main is not None:
+                first = (main, signal_number(stop_signal))
 
         def collect() -> tuple[set[_trees.Ident], set[_trees.Ident]]:
             table = _trees.processes()
@@ -469,10 +484,22 @@ class ProotBackend(Backend):
             live = {proot for proot in proots if proot[0] in table and table[proot[0]].started == proot[1]}
             return members, live
 
-        return _trees.end_group(collect, timeout)
+        return _trees.end_group(collect, timeout, first)
 
-    def _stopped_state(self, state: dict, note: str | None = None) -> dict:
-        stopped = dict(state, status="stopped", pid=0)
+    @staticmethod
+    def _main_guest(proot: _trees.Ident) -> _trees.Ident | None:
+        """The guest proot started (its child, traced by it), if it still runs."""
+        table = _trees.processes()
+        children = [
+            proc
+            for proc in table.values()
+            if proc.ppid == proot[0] and proc.tracer == proot[0] and proc.started >= proot[1]
+        ]
+        return min(children, key=lambda proc: proc.started).ident if children else None
+
+    def _stopped_state(self, state: dict, note: str | None = None, exited: bool = False) -> dict:
+        """The state of a container that no longer runs: stopped by Volt, or exited (on its own)."""
+        stopped = dict(state, status="stopped", pid=0, exited=exited)
         stopped.pop("pid_start_time", None)
         stopped.pop("session", None)
         stopped["stopped_at"] = _records.utc_now()
@@ -493,10 +520,11 @@ class ProotBackend(Backend):
             if persist and leftovers:
                 # proot is gone; guests it left behind run untraced, outside their rootfs: end them.
                 self._end(name, set(), leftovers, 0)
-            state = self._stopped_state(state, note)
+            state = self._stopped_state(state, note, exited=True)
             if persist:
                 self._write_state(name, state)
         rootfs = self.rootfs(name)
+        exit_code, finished_at = (None, None) if state.get("status") == "running" else self._exit_status(name)
         return ContainerRecord(
             name=name,
             backend=self.name,
@@ -509,6 +537,9 @@ class ProotBackend(Backend):
             created_at=state.get("created_at"),
             started_at=state.get("started_at"),
             stopped_at=state.get("stopped_at"),
+            exit_code=exit_code,
+            finished_at=finished_at,
+            exited=bool(state.get("exited")),
         )
 
     def list(self) -> list[ContainerRecord]:
@@ -624,13 +655,15 @@ class ProotBackend(Backend):
             return
         options = config.get("options", {})
         rootfs = self.rootfs(name)
-        command = options.get("command") or _rootfs.detect_entrypoint(rootfs)
-        if not command:
+        launch = Launch(options, rootfs)
+        if not launch.argv:
             looked_for = ", ".join(candidate[0] for candidate in _rootfs.ENTRYPOINT_CANDIDATES)
             raise VoltError(
                 f"container {name}: no entrypoint found in its rootfs (looked for {looked_for}); set command"
             )
-        argv = self.guest_argv(rootfs, options, command)
+        command = launch.argv
+        uid, gid, home = self.exec_user(rootfs, launch.user) if not launch.as_root else (0, 0, "/root")
+        argv = self.guest_argv(rootfs, dict(options, workdir=launch.workdir), command, (uid, gid))
         log_path = os.path.join(self.container_dir(name), "logs", "current.log")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -640,7 +673,14 @@ class ProotBackend(Backend):
                     name, _records.utc_now(), argv[0], rootfs, " ".join(command)
                 )
             )
-        pid = _trees.daemonize(argv, self.guest_env(name, options), log_path)
+        exit_path = self._exit_path(name)
+        try:
+            os.unlink(exit_path)  # the last run's; the watcher writes this run's when it ends
+        except FileNotFoundError:
+            pass
+        watch = (self.runner.which("sh") or "/bin/sh", exit_path)
+        pid = _trees.daemonize(argv, self.guest_env(name, options, home), log_path, watch=watch)
+        _trees.wait_exec(pid, argv[0])  # until the watcher's inner shell has become proot
         started = _trees.start_time(pid)
         state = dict(
             state,
@@ -653,8 +693,26 @@ class ProotBackend(Backend):
             command=list(command),
             proot=argv[0],
         )
-        state.pop("note", None)  # a doubt about an earlier record does not carry over
+        for key in ("note", "exited"):  # about the last run only
+            state.pop(key, None)
         self._write_state(name, state)
+
+    def _exit_path(self, name: str) -> str:
+        """Where the watcher writes the exit status of the container's last run (see start)."""
+        return os.path.join(self.container_dir(name), "exit")
+
+    def _exit_status(self, name: str) -> tuple[int | None, str | None]:
+        """(exit code, finish time) of the container's last run, once it has ended."""
+        try:
+            fd = os.open(self._exit_path(name), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None, None
+        with os.fdopen(fd, encoding="ascii", errors="replace") as handle:
+            text = handle.read(32).strip()
+            finished = os.fstat(handle.fileno()).st_mtime
+        if not text.isdigit():
+            return None, None  # being written, or not the watcher's
+        return int(text), _records.utc_time(finished)
 
     def exec_command(
         self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
@@ -665,8 +723,8 @@ class ProotBackend(Backend):
         self.refuse_unsafe_proot()
         options = records[0].get("options", {})
         rootfs = self.rootfs(name)
-        uid, gid, home = self.exec_user(rootfs, user)
-        exec_options = dict(options, workdir=cwd or options.get("workdir") or "/")
+        uid, gid, home = self.exec_user(rootfs, user, options)
+        exec_options = dict(options, workdir=cwd or Launch(options).workdir)
         environment = {**self.guest_env(name, options, home), **(env or {})}
         return self.guest_argv(rootfs, exec_options, list(argv), (uid, gid)), environment
 
@@ -685,7 +743,8 @@ class ProotBackend(Backend):
         if note:
             self.runner.warn(note)
         if proven or leftovers:
-            self._end(name, {proven} if proven else set(), proven or leftovers, timeout)
+            stop_signal = Launch(records[0].get("options", {})).stop_signal
+            self._end(name, {proven} if proven else set(), proven or leftovers, timeout, stop_signal)
         self._write_state(name, self._stopped_state(state, note))
 
     def logs(self, name: str, lines: int) -> list[str]:

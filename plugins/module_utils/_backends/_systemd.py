@@ -21,6 +21,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
     ContainerRecord,
     remapped_ports,
 )
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
@@ -35,6 +36,39 @@ RUNNING_STATES = ("active", "activating", "reloading")
 BUSY_STATES = (*RUNNING_STATES, "deactivating")
 _POLL_SECONDS = 0.1
 BRIDGE = "voltbr0"
+
+
+def nspawn_user(root: str, user: str) -> str:
+    """The passwd name nspawn's User= needs for `user` (a name, uid or user:group): nspawn looks
+    the user up in the container itself (with its getent) and takes that user's own group."""
+    uid, gid, _home = _rootfs.resolve_user(root, user)
+    for fields in _rootfs.passwd_entries(root):
+        if int(fields[2]) == uid:
+            if int(fields[3]) != gid:
+                raise VoltError(
+                    f"user {user!r}: the systemd backend runs the payload as a user of the container's "
+                    f"/etc/passwd with that user's own group ({fields[0]}: gid {fields[3]}), not gid {gid}"
+                )
+            if fields[0] not in ("root",) and not any(
+                _rootfs.is_executable_file(root, path) for path in ("/usr/bin/getent", "/bin/getent")
+            ):
+                raise VoltError(
+                    f"user {user!r}: systemd-nspawn looks users up with getent inside the container, "
+                    "and this container has no getent (in /usr/bin or /bin)"
+                )
+            return fields[0]
+    raise VoltError(
+        f"user {user!r}: uid {uid} is not in the container's /etc/passwd, which the systemd backend "
+        "needs (systemd-nspawn's User= takes a user of the container)"
+    )
+
+
+def _exit_code(unit: dict) -> int | None:
+    """The exit status of the unit's last run as a shell reports it (128+N for signal N)."""
+    code, status = unit.get("ExecMainCode", ""), unit.get("ExecMainStatus", "")
+    if not unit.get("ExecMainExitTimestamp") or unit.get("ExecMainExitTimestamp") == "@0" or not status.isdigit():
+        return None
+    return int(status) if code == "1" else 128 + int(status)  # 1: CLD_EXITED; 2, 3: killed, dumped
 
 
 def _rfc3339(timestamp: str | None) -> str | None:
@@ -132,10 +166,22 @@ class SystemdBackend(Backend):
         """Render both files now, so a value systemd cannot carry is refused (VoltError naming
         it) before anything is cloned or written, in check mode too."""
         record = {"name": name, "config": config}
-        if not config.get("command") and not config.get("boot"):
-            record["entrypoint"] = _rootfs.detect_entrypoint(root)
+        self._launch_record(record, config, root)
         _nspawn_files.render_dropin(config, self.rootfs(name))
         _nspawn_files.render_nspawn(config, record)
+
+    @staticmethod
+    def _launch_record(record: dict, config: dict, root: str) -> None:
+        """Put in the record what the files need from the container's tree: the entrypoint the
+        seed's detection finds (when neither options nor image name one) and the user's name
+        (nspawn's User= takes a name of the container's passwd, with that user's own group)."""
+        if config.get("boot"):
+            return
+        launch = Launch(config)
+        if not launch.argv:
+            record["entrypoint"] = _rootfs.detect_entrypoint(root)
+        if not launch.as_root:
+            record["user"] = nspawn_user(root, launch.user)
 
     def check_secrets(self, values: dict[str, str]) -> None:
         _nspawn_files.render_nspawn({}, {"name": "check"}, values)
@@ -181,8 +227,8 @@ class SystemdBackend(Backend):
             "show",
             _nspawn_files.unit_name(name),
             "--timestamp=unix",
-            "--property=ActiveState,MainPID,ExecMainStartTimestamp,"
-            "ActiveEnterTimestamp,InactiveEnterTimestamp,UnitFileState",
+            "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,ActiveEnterTimestamp,"
+            "InactiveEnterTimestamp,UnitFileState,ExecMainCode,ExecMainStatus,ExecMainExitTimestamp,NRestarts",
         )
         return dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
 
@@ -212,7 +258,8 @@ class SystemdBackend(Backend):
         if record is None:
             return None
         unit = self._unit_state(name)
-        if unit.get("ActiveState") in RUNNING_STATES:
+        # Between a crash and the restart its Restart= asks for, nothing runs.
+        if unit.get("ActiveState") in RUNNING_STATES and unit.get("SubState") != "auto-restart":
             status = "running"
         else:
             # Only the record knows about starts before the last boot.
@@ -237,6 +284,11 @@ class SystemdBackend(Backend):
             stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
             addresses=addresses,
             ip_address=ip_address,
+            exit_code=_exit_code(unit) if status != "running" else None,
+            finished_at=_rfc3339(unit.get("ExecMainExitTimestamp")) if status != "running" else None,
+            restart_count=int(unit["NRestarts"]) if unit.get("NRestarts", "").isdigit() else 0,
+            # Ended, and not by a stop of Volt's (a host shutdown leaves no exit status behind).
+            exited=status == "stopped" and _exit_code(unit) is not None and not record.get("stopped_by_volt"),
         )
 
     def stored_configs(self) -> dict[str, dict]:
@@ -261,19 +313,21 @@ class SystemdBackend(Backend):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _write_settings(self, name: str, config: dict, previous: dict) -> bool:
-        """Write the drop-in and the .nspawn record (created_at and started carried over)."""
+        """Write the drop-in and the .nspawn record (created_at and flags carried over). True
+        when the drop-in changed: systemd must reload it (nspawn reads .nspawn at each start)."""
         record = {"name": name, "created_at": previous.get("created_at") or _records.utc_now(), "config": config}
-        if previous.get("started"):
-            record["started"] = True
-        if not config.get("command") and not config.get("boot"):
-            # The same entrypoint detection as proot, done once, when the rootfs is in place.
-            record["entrypoint"] = _rootfs.detect_entrypoint(self.rootfs(name))
+        for flag in ("started", "stopped_by_volt"):
+            if previous.get(flag):
+                record[flag] = True
+        # The same entrypoint detection as proot, done once, when the rootfs is in place.
+        self._launch_record(record, config, self.rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
         with self._host0(name, config, previous, record) as host0:
             dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0)
             settings = _nspawn_files.render_nspawn(config, record, self.read_secrets(name))
-            wrote = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
-            return self._write_if_changed(self._settings(name), settings, PRIVATE) or wrote
+            unit_changed = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
+            self._write_if_changed(self._settings(name), settings, PRIVATE)
+            return unit_changed
 
     @contextlib.contextmanager
     def _host0(self, name: str, config: dict, previous: dict, record: dict) -> Iterator[list[str] | None]:
@@ -361,8 +415,9 @@ class SystemdBackend(Backend):
             logs = "\n".join(self.logs(name, 20))
             raise VoltError(f"starting {unit} failed: {err.strip()}\n{logs}", rc=rc, stderr=err)
         record = self._record(name) or {}
-        if not record.get("started"):
-            self._write_settings(name, record.get("config", {}), dict(record, started=True))
+        if not record.get("started") or record.get("stopped_by_volt"):
+            fresh = {key: value for key, value in record.items() if key != "stopped_by_volt"}
+            self._write_settings(name, record.get("config", {}), dict(fresh, started=True))
 
     def _prepare_network(self, name: str) -> None:
         """Before a start: give an address to a container that has none yet (made by an older
@@ -385,7 +440,9 @@ class SystemdBackend(Backend):
         unit = _nspawn_files.unit_name(name)
         if self._unit_state(name).get("ActiveState") not in BUSY_STATES:
             return
-        self._refresh_settings(name)  # a unit written by an older version stops as this one does
+        # A unit written by an older version stops as this one does; and the record says that
+        # this stop was Volt's (the container did not end on its own).
+        self._refresh_settings(name, stopped_by_volt=True)
         # --no-block: this waits with its own deadline. A pending stop job also keeps Restart=
         # from firing, and one already queued absorbs this one.
         self._systemctl("stop", "--no-block", unit)
@@ -402,13 +459,17 @@ class SystemdBackend(Backend):
             time.sleep(_POLL_SECONDS)
         return True
 
-    def _refresh_settings(self, name: str) -> None:
+    def _refresh_settings(self, name: str, stopped_by_volt: bool = False) -> None:
         """Rewrite the files when this version renders them differently, and tell systemd."""
         try:
             record = self._record(name)
         except VoltError:
             return  # a damaged record: stop the unit as it is
-        if record is not None and self._write_settings(name, record.get("config", {}), record):
+        if record is None:
+            return
+        if stopped_by_volt:
+            record = dict(record, stopped_by_volt=True)
+        if self._write_settings(name, record.get("config", {}), record):
             self._systemctl("daemon-reload")
 
     def backend_env(self) -> dict[str, str]:
@@ -427,8 +488,8 @@ class SystemdBackend(Backend):
             raise VoltError("nsenter (util-linux) is needed to run commands in systemd containers")
         config = record.get("config", {})
         rootfs = self.rootfs(name)
-        uid, gid, home = self.exec_user(rootfs, user)
-        directory = cwd or config.get("workdir") or "/"
+        uid, gid, home = self.exec_user(rootfs, user, config)
+        directory = cwd or Launch(config).workdir
         resolved = _rootfs.resolve_in_root(rootfs, directory)
         if resolved is None or not os.path.isdir(resolved):
             raise VoltError(f"directory {directory!r} does not exist in container {name}")
@@ -438,7 +499,7 @@ class SystemdBackend(Backend):
         # itself (/proc/PID/root, which the guest cannot swap), and a shell in the container
         # changes into the directory, resolving symlinks in the guest's own view.
         command = [nsenter, "--target", str(leader), "--all", "--root", f"--wd=/proc/{leader}/root"]
-        if user is not None:
+        if (uid, gid) != (0, 0):
             command += ["--setuid", str(uid), "--setgid", str(gid)]
         if os.path.relpath(resolved, rootfs) != ".":
             if not _rootfs.is_executable_file(rootfs, "/bin/sh"):

@@ -15,7 +15,8 @@ Only then does the setting's own parser see the value, and each parser has rules
   literal backslash; quotes and spaces are ordinary characters.
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
-- unit ExecStartPost=: as unit Environment=, and '$' expands variables when the command runs
+- .nspawn User=: a user name, verbatim (only names of letters, digits, '_', '.', '-' pass).
+- unit ExecStartPost= and ExecStop=: as unit Environment=, and '$' expands variables when the command runs
   ('$$' is '$'); the program, first, must be an absolute path (a leading '-', '@', '+', '!' or
   ':' would be a prefix).
 
@@ -185,6 +186,13 @@ def _seconds(value: object) -> str:
     return f"{value}s" if value else "1ms"
 
 
+def _user_name(value: object) -> str:
+    """A user name of the container's passwd, as nspawn's User= looks it up (no quoting)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", value):
+        raise _Refused("it is not a user name (letters, digits, '_', '.', '-')")
+    return value
+
+
 def _unit_words(value: object) -> str:
     """Unit names or a command line Volt builds itself: plain words only (no quotes, spaces,
     backslashes, '$' or '%' specifiers to escape)."""
@@ -218,6 +226,8 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "After"): _unit_words,
     ("unit", "ExecStartPre"): _unit_words,
     ("unit", "ExecStartPost"): _unit_command,
+    ("unit", "ExecStop"): _unit_command,
+    ("nspawn", "User"): _user_name,
 }
 _FILES = {"nspawn": "the container's .nspawn settings file", "unit": "the container's unit drop-in"}
 

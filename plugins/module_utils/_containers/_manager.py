@@ -57,6 +57,7 @@ class ContainerManager:
         self.backend = backend
         self.params = params
         self.check_mode = check_mode
+        self.warn = warn
         self.desired = _options.desired_config(params, backend.name, warn)
         # Clear secret_env values stay here; the config (stored, compared, returned) gets digests.
         self.secrets = self.desired.get("secret_env")
@@ -65,6 +66,9 @@ class ContainerManager:
         digest = backend.image_digest(self.desired["image"]) if "image" in self.desired else None
         if digest:
             self.desired["image_digest"] = digest
+        image_config = backend.image_config(self.desired["image"]) if "image" in self.desired else None
+        if image_config is not None:
+            self.desired["image_config"] = image_config
 
     def _current(self) -> ContainerRecord | None:
         name = self.params["name"]
@@ -105,6 +109,12 @@ class ContainerManager:
                     self.desired["secret_env"] = self.backend.secret_digests(self.secrets, create_key=True)
                 current, drift, actions, config = self._plan()
                 if actions:
+                    if "start" in actions and current is not None and current.exited:
+                        # Say why a container that keeps dying makes every run report a change.
+                        self.warn(
+                            f"container {name} had exited on its own (exit code {current.exit_code}, "
+                            f"at {current.finished_at}); starting it again"
+                        )
                     self._act(actions, config)
                 after = self.backend.inspect(name)
                 if after is None:
@@ -154,6 +164,7 @@ class ContainerManager:
                     raise
             elif action == "start":
                 self.backend.start(name)
+                self.backend.confirm_running(name, self.params.get("start_grace_period") or 0)
             elif action == "stop":
                 self.backend.stop(name, timeout)
             elif action == "update":

@@ -51,6 +51,26 @@ def _command(value: object) -> list[str]:
     return argv
 
 
+def _entrypoint(value: object) -> list[str]:
+    """Like command, but empty ('' or []) is allowed: no entrypoint, not even the image's."""
+    if value in ("", []):
+        return []
+    return _command(value)
+
+
+def _user(value: object) -> str:
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.][A-Za-z0-9_.-]*)?", text):
+        raise VoltError(f"user {value!r} must be a user or user:group, each a name or a numeric id")
+    return text
+
+
+def _stop_signal(value: object) -> str:
+    from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_name
+
+    return signal_name(value)
+
+
 def _env(value: object) -> dict[str, str]:
     result = {}
     for key, item in dict(value).items():  # type: ignore[call-overload]
@@ -114,6 +134,12 @@ def _ports(values: list) -> list[str]:
 def _cpus(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise VoltError(f"cpus must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _grace(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+        raise VoltError(f"start_grace_period must be 0 to 3600 seconds, got {value!r}")
     return float(value)
 
 
@@ -213,13 +239,18 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("force", "bool", default=False, config=False),
     Option("image", "str", normalize=_image),
     Option("rootfs", "path", normalize=lambda v: absolute_path(v, "rootfs")),
+    Option("entrypoint", "raw", normalize=_entrypoint),
     Option("command", "raw", normalize=_command),
+    Option("user", "str", normalize=_user),
+    # Left out, the image's StopSignal, else SIGTERM (see _launch.Launch).
+    Option("stop_signal", "str", normalize=_stop_signal),
     Option("env", "dict", normalize=_env, empty={}),
     # Stored and compared as keyed digests (see ContainerManager); the values reach only the guest.
     Option("secret_env", "dict", normalize=_env, empty={}, no_log=True),
     Option("volumes", "list", elements="str", normalize=lambda v: [_volume(i) for i in v], empty=[]),
     Option("ports", "list", elements="str", normalize=_ports, empty=[]),
-    Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir"), empty="/"),
+    # Left out, the image's WorkingDir, else / (see _launch.Launch).
+    Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir")),
     Option("memory", "str", normalize=_memory, backends=SYSTEMD, unsupported="warn", change="restart"),
     Option("cpus", "float", normalize=_cpus, backends=SYSTEMD, unsupported="warn", change="restart"),
     Option(
@@ -233,6 +264,11 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     # Not a module option: the digest the image had when the container was made. A new digest
     # under the same image name (a moved tag, a new tarball) is drift like any other.
     Option("image_digest", "str", parameter=False),
+    # Not a module option either: the image's config (Entrypoint, Cmd, Env, ...) when the
+    # container was made, kept with it so that it runs the same after the image changes.
+    Option("image_config", "dict", parameter=False),
+    # How long a start watches the container before it counts as running (not stored).
+    Option("start_grace_period", "float", default=1.0, normalize=_grace, config=False),
 )
 CONFIG_OPTIONS = tuple(option for option in CONTAINER_OPTIONS if option.config)
 

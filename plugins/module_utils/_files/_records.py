@@ -20,6 +20,11 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_time(seconds: float) -> str:
+    """A Unix time as the same RFC 3339 UTC timestamp."""
+    return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def private_dir(path: str) -> str:
     """Create path as a directory only its owner can enter (0700), or tighten ours to that.
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 from collections.abc import Iterator
@@ -195,21 +196,44 @@ MAX_ID = 2**32 - 2
 
 
 def resolve_user(root: str, user: str) -> tuple[int, int, str]:
-    """(uid, gid, home) of `user` ("name", "uid" or "uid:gid") from the root's /etc/passwd."""
-    uid_text, sep, gid_text = str(user).partition(":")
-    for part in (uid_text, gid_text) if sep else (uid_text,):
-        if not part or (part.isdigit() and int(part) > MAX_ID):
-            raise VoltError(f"user {user!r} is not a name, uid or uid:gid (ids are 0-{MAX_ID})", user=user)
-    if sep and not gid_text.isdigit():
-        raise VoltError(f"user {user!r}: the group after ':' must be a numeric gid", user=user)
-    passwd = _guest_path.read_text(root, "/etc/passwd") or ""
-    entries = [line.split(":") for line in passwd.splitlines() if line.count(":") >= 6]
-    for fields in entries:
-        if not (fields[2].isdigit() and fields[3].isdigit()):
-            continue  # the guest's file: a broken line is no answer
+    """(uid, gid, home) of `user` ("user" or "user:group", each a name or a number, as Docker
+    takes it) from the root's /etc/passwd and /etc/group: the guest's files, read as data."""
+    uid_text, sep, group_text = str(user).partition(":")
+    for part in (uid_text, group_text) if sep else (uid_text,):
+        if (
+            not part
+            or (part.isdigit() and int(part) > MAX_ID)
+            or not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*", part)
+        ):
+            raise VoltError(f"user {user!r} is not a user or user:group, each a name or an id (0-{MAX_ID})", user=user)
+    found = None
+    for fields in _id_file(root, "/etc/passwd", 7):
         if fields[0] == uid_text or (uid_text.isdigit() and fields[2] == uid_text):
-            gid = int(gid_text) if gid_text.isdigit() else int(fields[3])
-            return int(fields[2]), gid, fields[5] or "/"
-    if uid_text.isdigit() and (not gid_text or gid_text.isdigit()):
-        return int(uid_text), int(gid_text or uid_text), "/"
-    raise VoltError(f"user {user!r} is not in the container's /etc/passwd; give a numeric uid[:gid]", user=user)
+            found = int(fields[2]), int(fields[3]), fields[5] or "/"
+            break
+    if found is None and not uid_text.isdigit():
+        raise VoltError(
+            f"user {user!r}: {uid_text!r} is not in the container's /etc/passwd; give a numeric uid", user=user
+        )
+    uid, gid, home = found or (int(uid_text), int(uid_text), "/")
+    if group_text.isdigit():
+        gid = int(group_text)
+    elif group_text:
+        groups = [fields for fields in _id_file(root, "/etc/group", 4) if fields[0] == group_text]
+        if not groups:
+            raise VoltError(f"user {user!r}: group {group_text!r} is not in the container's /etc/group", user=user)
+        gid = int(groups[0][2])
+    return uid, gid, home
+
+
+def passwd_entries(root: str) -> list[list[str]]:
+    """The guest's /etc/passwd lines (with numeric uid and gid), split into their fields."""
+    return _id_file(root, "/etc/passwd", 7)
+
+
+def _id_file(root: str, path: str, fields: int) -> list[list[str]]:
+    """The lines of the guest's passwd or group file with numeric ids (a broken line is no answer)."""
+    text = _guest_path.read_text(root, path) or ""
+    entries = [line.split(":") for line in text.splitlines() if line.count(":") >= fields - 1]
+    numeric = (2, 3) if fields == 7 else (2,)
+    return [entry for entry in entries if all(entry[i].isdigit() and int(entry[i]) <= MAX_ID for i in numeric)]

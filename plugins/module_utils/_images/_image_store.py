@@ -96,6 +96,14 @@ class ImageStore:
         except VoltError:
             return None
 
+    def config(self, name: str) -> dict | None:
+        """The image's config (Entrypoint, Cmd, Env, ...) the index records, if it has one."""
+        try:
+            config = self.index().get(name, {}).get("config")
+        except VoltError:
+            return None
+        return config if isinstance(config, dict) else None
+
     def lock(self):
         return _records.Lock(os.path.join(self.data_dir, "locks"), "images")
 

@@ -265,6 +265,8 @@ class ImageManager:
                 raise
             registry.use_plain_http()
             _top, _media, top_digest = registry.manifest(reference.digest or reference.tag)
+        # An image pulled before configs were kept is pulled again (its layers are cached).
+        same_request = same_request and "config" in current
         if same_request and current.get("top_digest") == top_digest and not self.params["force"]:
             return {"changed": False, "actions": [], "image": self._result(name), "requests": registry.requests}
         actions = ["pull"]
@@ -281,6 +283,7 @@ class ImageManager:
                 max_size=self.max_size,
             )
         with self.store.lock():
+            config = self._image_config(registry, manifest["config"], str(reference))
             layers = self._build_oci(
                 name,
                 registry,
@@ -291,6 +294,7 @@ class ImageManager:
                     "platform": platform_text,
                     "digest": digest,
                     "top_digest": top_digest,
+                    "config": config,
                 },
             )
         return {
@@ -300,6 +304,17 @@ class ImageManager:
             "layers": layers,
             "requests": registry.requests,
         }
+
+    def _image_config(self, registry, descriptor: dict, reference: str) -> dict:
+        """The image's config (Entrypoint, Cmd, Env, ...), fetched into the blob store like a
+        layer (its size and digest checked on the way) and made canonical."""
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images import _image_config
+
+        if descriptor.get("size", 0) > _image_config.CONFIG_MAX:
+            raise VoltError(f"{reference}: the image config is larger than {_image_config.CONFIG_MAX} bytes")
+        blob, _cached = _LayerFetcher(self.store, registry, []).ensure(descriptor)
+        with open(blob, "rb") as handle:
+            return _image_config.parse(handle.read(_image_config.CONFIG_MAX + 1), reference)
 
     def _build_oci(self, name: str, registry, manifest: dict, entry: dict) -> list[dict]:
         import time
@@ -563,13 +578,14 @@ class _LayerFetcher:
                 return
             begin = time.monotonic()
             try:
-                blob, cached = self._ensure(descriptor)
+                blob, cached = self.ensure(descriptor)
             except BaseException as exc:  # handed to the main thread, which raises it
                 self._results.put((descriptor, None, False, 0.0, exc))
                 return
             self._results.put((descriptor, blob, cached, time.monotonic() - begin, None))
 
-    def _ensure(self, descriptor: dict) -> tuple[str, bool]:
+    def ensure(self, descriptor: dict) -> tuple[str, bool]:
+        """(path of the verified blob in the store, whether it was there already)."""
         blob = self.store.verified_blob(descriptor["digest"])
         if blob:
             return blob, True

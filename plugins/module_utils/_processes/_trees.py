@@ -197,13 +197,24 @@ def _any_alive(idents: set[Ident]) -> bool:
     return any(is_alive(pid, started) for pid, started in idents)
 
 
-def end_group(collect: Callable[[], tuple[set[Ident], set[Ident]]], timeout: float) -> str:
+def _signal_first(first: tuple[Ident, int], deadline: float) -> None:
+    """Send one process its signal and wait (until deadline) for it to exit."""
+    _send(*first)
+    while is_alive(*first[0]) and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
+
+
+def end_group(
+    collect: Callable[[], tuple[set[Ident], set[Ident]]], timeout: float, first: tuple[Ident, int] | None = None
+) -> str:
     """End the processes collect() names: (members, roots).
 
-    Members get SIGTERM, then SIGKILL after timeout; roots (proot, which ignores SIGTERM and,
-    killed first, would leave its guests running untraced) are killed only once no member is
-    left. Collection repeats while killing, since members may fork. Returns 'none' if there was
-    nothing to end, else 'terminated' or 'killed'.
+    first, (a member, a signal): that member alone gets that signal first (a container's stop
+    signal for its main process), and the others are left alone until it has exited or the
+    timeout is up. Then members get SIGTERM, then SIGKILL once the timeout is up; roots (proot,
+    which ignores SIGTERM and, killed first, would leave its guests running untraced) are killed
+    only once no member is left. Collection repeats while killing, since members may fork.
+    Returns 'none' if there was nothing to end, else 'terminated' or 'killed'.
     """
 
     def live() -> tuple[set[Ident], set[Ident]]:
@@ -213,10 +224,15 @@ def end_group(collect: Callable[[], tuple[set[Ident], set[Ident]]], timeout: flo
     members, roots = live()
     if not members and not roots:
         return "none"
+    deadline = time.monotonic() + timeout
+    if first is not None and first[0] in members:
+        _signal_first(first, deadline)
+        members, roots = live()
+        if not members and not roots:
+            return "terminated"
     for ident in members:
         _send(ident, signal.SIGTERM)
     signalled = set(members)
-    deadline = time.monotonic() + timeout
     while True:
         if not _any_alive(members | roots):
             members, roots = live()  # one more look: a member may have forked meanwhile
@@ -260,6 +276,17 @@ def terminate_tree(pid: int, started: int | None, session: int | None, timeout: 
     return "terminated" if outcome == "none" else outcome
 
 
+def wait_exec(pid: int, program: str, timeout: float = 5.0) -> None:
+    """Wait (a little) until pid runs program, or has exited: a daemon that a shell starts with
+    exec is only recognisable by its command line once the exec is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        argv = cmdline(pid)
+        if argv is None or argv[0] == program or start_time(pid) is None:
+            return
+        time.sleep(_POLL_SECONDS / 4)
+
+
 def children(pid: int) -> list[int] | None:
     """pid's child processes, or None where the kernel does not list them (CONFIG_PROC_CHILDREN)."""
     try:
@@ -280,49 +307,115 @@ def kill_tracees(tracer: Ident) -> None:
         time.sleep(_POLL_SECONDS)
 
 
-def daemonize(argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/") -> int:
+# The watcher a watched daemon runs under: the host's sh, which starts argv as its child (an
+# inner sh that reports its pid on fd 3, then becomes argv), waits for it and writes its exit
+# status (128+N for signal N) to the exit file, whose mtime is the finish time. Only builtins:
+# the guest's environment may have no PATH to the host's tools (Termux).
+_WATCHER = (
+    "exit_file=$1 shell=$2; shift 2; "
+    '"$shell" -c \'echo "$$" >&3 && exec 3>&- && exec "$@"\' volt-run "$@"; '
+    'code=$?; printf \'%d\\n\' "$code" > "$exit_file"'
+)
+
+
+def daemonize(
+    argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/", watch: tuple[str, str] | None = None
+) -> int:
     """Start argv as a daemon (double fork, setsid, stdin /dev/null, output appended to log_path).
 
     Returns the daemon's pid. AnsibleModule.run_command waits for its child, so a daemon needs
     its own fork; a close-on-exec pipe reports a failed exec back to the caller.
+
+    watch=(host shell, exit file): argv runs under a small watcher shell that writes its exit
+    status to the exit file when it ends (see _WATCHER); the pid returned is still argv's.
     """
     read_end, write_end = os.pipe()  # both ends are close-on-exec (PEP 446)
+    pid_read, pid_write = os.pipe() if watch else (-1, -1)
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
-        try:
-            os.close(read_end)
-            os.setsid()
-            grandchild = os.fork()
-            if grandchild:
-                os.write(write_end, b"%d\n" % grandchild)
-                os._exit(0)
-            os.chdir(cwd)
-            null = os.open(os.devnull, os.O_RDONLY)
-            log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # may hold secrets
-            os.dup2(null, 0)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.closerange(3, write_end)
-            os.closerange(write_end + 1, 65536)
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
-            os.execve(argv[0], argv, env)
-        except BaseException as exc:  # report any failure, then leave without running cleanup
-            try:
-                os.write(write_end, (f"E{exc}\n").encode("utf-8", "replace"))
-            finally:
-                os._exit(127)
+        os.close(read_end)
+        _daemon_child(argv, env, log_path, cwd, watch, write_end=write_end, pid_write=pid_write)
     os.close(write_end)
+    if watch:
+        os.close(pid_write)
     os.waitpid(child, 0)
-    chunks = []
-    while True:
-        chunk = os.read(read_end, 4096)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(read_end)
-    lines = b"".join(chunks).decode("utf-8", "replace").splitlines()
+    lines = _read_all(read_end).splitlines()
     errors = [line[1:] for line in lines if line.startswith("E")]
+    if watch:
+        # The watcher keeps its end open while it waits: read the one line, not to the end.
+        lines = [] if errors else [_read_line(pid_read, 10)]
+        os.close(pid_read)
     pids = [int(line) for line in lines if line.isdigit()]
     if errors or not pids:
         raise VoltError("could not start {}: {}".format(argv[0], "; ".join(errors) or "no pid reported"), cmd=argv)
     return pids[0]
+
+
+def _daemon_child(
+    argv: list[str],
+    env: dict,
+    log_path: str,
+    cwd: str,
+    watch: tuple[str, str] | None,
+    *,
+    write_end: int,
+    pid_write: int,
+) -> None:  # pragma: no cover - runs in the forked child
+    """The forked child of daemonize: a new session, then the daemon as its child. Never returns."""
+    import fcntl
+
+    try:
+        # Out of the way of fd 3, which the watcher's inner shell writes its pid to.
+        write_end = fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.setsid()
+        grandchild = os.fork()
+        if grandchild:
+            if not watch:
+                os.write(write_end, b"%d\n" % grandchild)
+            os._exit(0)
+        os.chdir(cwd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # may hold secrets
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        keep = 3
+        if watch:
+            os.dup2(pid_write, 3)  # inheritable: the watcher's inner shell reports on it
+            keep = 4
+            argv = [watch[0], "-c", _WATCHER, "volt-watch", watch[1], watch[0], *argv]
+        os.closerange(keep, write_end)
+        os.closerange(write_end + 1, 65536)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.execve(argv[0], argv, env)
+    except BaseException as exc:  # report any failure, then leave without running cleanup
+        try:
+            os.write(write_end, (f"E{exc}\n").encode("utf-8", "replace"))
+        finally:
+            os._exit(127)
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    """One line from a pipe whose writer may keep it open, or what came before timeout or EOF."""
+    import select
+
+    report = b""
+    while not report.endswith(b"\n"):
+        if not select.select([fd], [], [], timeout)[0]:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        report += chunk
+    return report.decode("ascii", "replace").strip()

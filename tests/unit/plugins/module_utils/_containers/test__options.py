@@ -99,7 +99,6 @@ def test_effective_config_fills_empty_values_only():
         "secret_env": {},
         "volumes": [],
         "ports": [],
-        "workdir": "/",
         "stop_timeout": 10,
         "enabled": False,
     }
@@ -108,7 +107,9 @@ def test_effective_config_fills_empty_values_only():
 def test_only_given_options_are_compared():
     current = _options.effective_config({"image": "busybox", "env": {"A": "1"}}, "proot")
     assert _options.drifted({}, current) == []
-    assert _options.drifted({"image": "busybox", "workdir": "/"}, current) == []
+    assert _options.drifted({"image": "busybox", "env": {"A": "1"}}, current) == []
+    # Left out, workdir is the image's: giving one (even /) is a change.
+    assert _options.drifted({"workdir": "/"}, current) == ["workdir"]
     assert _options.drifted({"env": {"A": "2"}, "ports": []}, current) == ["env"]
     assert _options.drifted({"command": ["sh"], "volumes": ["/a:/b"]}, current) == ["command", "volumes"]
 

@@ -116,11 +116,13 @@ def test_sanitize_removes_device_nodes_and_setid_bits(tmp_path):
 @pytest.mark.parametrize(
     ("user", "message"),
     [
-        ("0:abc", "the group after ':' must be a numeric gid"),
-        ("4294967295", "ids are 0-4294967294"),
-        ("0:99999999999", "ids are 0-4294967294"),
-        (":5", "is not a name, uid or uid:gid"),
-        ("5:", "is not a name, uid or uid:gid"),
+        ("0:abc", "group 'abc' is not in the container's /etc/group"),
+        ("4294967295", r"an id \(0-4294967294\)"),
+        ("0:99999999999", r"an id \(0-4294967294\)"),
+        (":5", "is not a user or user:group"),
+        ("5:", "is not a user or user:group"),
+        ("a b", "is not a user or user:group"),
+        ("nobody-here", "'nobody-here' is not in the container's /etc/passwd"),
     ],
 )
 def test_bad_users_are_refused(tmp_path, user, message):
