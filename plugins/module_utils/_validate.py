@@ -58,3 +58,12 @@ def absolute_path(value: object, what: str) -> str:
     path = os.path.normpath(value)
     # normpath keeps a leading '//' (POSIX allows it to mean something else); we never want it.
     return "/" + path.lstrip("/")
+
+
+def split_port(port: str) -> tuple[int, int, str]:
+    """(host port, container port, protocol) of a published port as the options store it:
+    "HOST:CONTAINER" (TCP) or "HOST:CONTAINER/udp"."""
+    match = re.fullmatch(r"([0-9]{1,5})(?::([0-9]{1,5}))?(?:/(tcp|udp))?", port) if isinstance(port, str) else None
+    if match is None:
+        raise VoltError(f"port {port!r} is not HOST:CONTAINER or HOST:CONTAINER/udp")
+    return int(match[1]), int(match[2] or match[1]), match[3] or "tcp"

@@ -14,6 +14,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._errors import Fo
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
     absolute_path,
+    split_port,
     validate_name,
 )
 
@@ -25,7 +26,7 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def remapped_ports(config: dict) -> list[str]:
     """The ports that map a host port to a different container port ("8080:80")."""
-    return [port for port in config.get("ports") or [] if port.split(":")[0] != port.split(":")[1]]
+    return [port for port in config.get("ports") or [] if split_port(port)[0] != split_port(port)[1]]
 
 
 class ContainerRecord:
@@ -238,12 +239,19 @@ class Backend(ABC):
         return source
 
     @staticmethod
-    def check_start(root: str, config: dict) -> Launch:
+    def check_start(root: str, config: dict, check_ports: bool = True) -> Launch:
         """What the container will run, after failing before a start that could not do what the
-        config says: a program that is not an executable in the root filesystem, a workdir that
-        is not a directory there, a user the container does not know, a volume whose host path is
-        missing (it is not created, unlike Docker: a typo must not become an empty bind)."""
+        config says: a published host port already in use, a program that is not an executable in
+        the root filesystem, a workdir that is not a directory there, a user the container does
+        not know, a volume whose host path is missing (it is not created, unlike Docker: a typo
+        must not become an empty bind)."""
         launch = Launch(config, root)
+        from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _host_ports
+
+        # (Not when the container is running now: its own sockets hold its ports until it stops.)
+        taken = _host_ports.taken(config.get("ports") or []) if check_ports else []
+        if taken:
+            raise VoltError("cannot publish the container's ports: " + "; ".join(taken))
         resolved = _rootfs.resolve_in_root(root, launch.workdir)
         if resolved is None or not os.path.isdir(resolved):
             raise VoltError(f"workdir {launch.workdir!r} is not a directory in the container's root filesystem")

@@ -15,6 +15,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends import 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import DEFAULT_STOP_SIGNAL, Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import split_port
 
 TEMPLATE_NAME = "volt-container@.service"
 # The module's default stop_timeout, for a record written before the container kept its own.
@@ -99,27 +100,7 @@ def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> st
         return _systemd_syntax.assignment("nspawn", setting, value, option)
 
     lines = [_systemd_syntax.comment(RECORD_PREFIX + json.dumps(record, sort_keys=True, separators=(",", ":")))]
-    lines.append("[Exec]")
-    if config.get("boot"):
-        lines.append(line("Boot", "yes", "boot"))
-    else:
-        # a stub init as PID 1 reaps zombies
-        lines.append(line("ProcessTwo", "yes", "boot"))
-        # What nspawn sends the stub init when the unit stops it: nspawn's default, SIGKILL,
-        # would kill every process at once, and the stub answers SIGRTMIN+3 with SIGTERM and
-        # then SIGHUP to the payload. The stub ignores SIGTERM: the unit (KillMode=control-group,
-        # see render_dropin) signals every process itself.
-        lines.append(line("KillSignal", "SIGTERM", "boot"))
-    launch = Launch(config)
-    if launch.argv:
-        lines.append(line("Parameters", launch.argv, launch.origin))
-    elif record.get("entrypoint"):
-        lines.append(line("Parameters", list(record["entrypoint"]), "the image's entrypoint"))
-    lines += _environment(record, launch.env, secrets or {})
-    if launch.workdir != "/":
-        lines.append(line("WorkingDirectory", launch.workdir, "workdir"))
-    if record.get("user"):
-        lines.append(line("User", record["user"], "user"))
+    lines += _exec_section(config, record, secrets or {})
     binds = config.get("volumes") or []
     if binds:
         lines.append("[Files]")
@@ -135,8 +116,44 @@ def render_nspawn(config: dict, record: dict, secrets: dict | None = None) -> st
     else:
         lines.append(line("Bridge", network, "network"))
     for port in config.get("ports") or []:
-        lines.append(line("Port", f"tcp:{port}", "port"))
+        host, guest, protocol = split_port(port)
+        lines.append(line("Port", f"{protocol}:{host}:{guest}", "port"))
     return "\n".join(lines) + "\n"
+
+
+def _exec_section(config: dict, record: dict, secrets: dict) -> list[str]:
+    """The [Exec] section: how the payload starts (program, environment, directory, user, name)."""
+
+    def line(setting: str, value: object, option: str) -> str:
+        return _systemd_syntax.assignment("nspawn", setting, value, option)
+
+    lines = ["[Exec]"]
+    if config.get("boot"):
+        lines.append(line("Boot", "yes", "boot"))
+    else:
+        # a stub init as PID 1 reaps zombies
+        lines.append(line("ProcessTwo", "yes", "boot"))
+        # What nspawn sends the stub init when the unit stops it: nspawn's default, SIGKILL,
+        # would kill every process at once, and the stub answers SIGRTMIN+3 with SIGTERM and
+        # then SIGHUP to the payload. The stub ignores SIGTERM: the unit (KillMode=control-group,
+        # see render_dropin) signals every process itself.
+        lines.append(line("KillSignal", "SIGTERM", "boot"))
+    launch = Launch(config)
+    if config.get("boot"):  # arguments for the container's own init, never the image's program
+        if config.get("command"):
+            lines.append(line("Parameters", list(config["command"]), "command"))
+    elif launch.argv:
+        lines.append(line("Parameters", launch.argv, launch.origin))
+    elif record.get("entrypoint"):
+        lines.append(line("Parameters", list(record["entrypoint"]), "the image's entrypoint"))
+    lines += _environment(record, launch.env, secrets)
+    if launch.workdir != "/":
+        lines.append(line("WorkingDirectory", launch.workdir, "workdir"))
+    if record.get("user"):
+        lines.append(line("User", record["user"], "user"))
+    if config.get("hostname"):
+        lines.append(line("Hostname", config["hostname"], "hostname"))
+    return lines
 
 
 def _volume_parts(volume: str) -> tuple[str, str, str]:

@@ -20,9 +20,10 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
 )
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import DEFAULT_STOP_SIGNAL, Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path, _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
 from ansible_collections.armoredgate.volt.plugins.module_utils._processes import _trees
+from ansible_collections.armoredgate.volt.plugins.module_utils._validate import split_port
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
 FALLBACK_LOCATIONS = (
@@ -47,6 +48,21 @@ UNSAFE_ADVICE = (
     "allow_unsafe_proot: true to run this proot anyway, knowing that programs in the container see "
     "the host's files"
 )
+
+
+# The host's resolvers: Linux's, then Termux's (Android itself has no resolv.conf).
+_HOST_RESOLV_CONF = ("/etc/resolv.conf", "${PREFIX}/etc/resolv.conf", "/data/data/com.termux/files/usr/etc/resolv.conf")
+
+
+def _read_host_file(path: str) -> str | None:
+    path = os.path.expandvars(path)
+    if "$" in path:
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(64 * 1024)
+    except OSError:
+        return None
 
 
 class ProotFeatures:
@@ -193,7 +209,7 @@ class ProotBackend(Backend):
         root = self.source(name, config) if "create" in actions else self.rootfs(name)
         if "start" in actions:
             self.proot()
-            self.check_start(root, config)
+            self.check_start(root, config, check_ports="stop" not in actions)
             # Last: a run that fails on its input does not probe (nor write the probe's cache).
             self.refuse_unsafe_proot()
 
@@ -635,7 +651,7 @@ class ProotBackend(Backend):
         if features.link2symlink and on_android():  # SELinux forbids hard links there
             argv.append("--link2symlink")
         for port in config.get("ports") or []:
-            host, guest = port.split(":")
+            host, guest, _protocol = split_port(port)  # proot maps the port of bind(), whatever the protocol
             if host != guest:
                 argv += ["-p", f"{guest}:{host}"]
         for volume in config.get("volumes") or []:
@@ -645,6 +661,12 @@ class ProotBackend(Backend):
     def backend_env(self) -> dict[str, str]:
         # proot reads these itself; its guests inherit them.
         return {"PROOT_TMP_DIR": os.path.join(self.data_dir, "tmp"), "PROOT_NO_SECCOMP": "1"}
+
+    def guest_env(self, name: str, config: dict, home: str = "/root") -> dict[str, str]:
+        env = super().guest_env(name, config, home)
+        if config.get("hostname"):
+            env.setdefault("HOSTNAME", config["hostname"])  # what shells show; uname stays the host's
+        return env
 
     def start(self, name: str) -> None:
         records = self._read(name)
@@ -662,6 +684,8 @@ class ProotBackend(Backend):
                 f"container {name}: no entrypoint found in its rootfs (looked for {looked_for}); set command"
             )
         command = launch.argv
+        self._make_mount_points(rootfs, options)
+        self._network_files(rootfs, options)
         uid, gid, home = self.exec_user(rootfs, launch.user) if not launch.as_root else (0, 0, "/root")
         argv = self.guest_argv(rootfs, dict(options, workdir=launch.workdir), command, (uid, gid))
         log_path = os.path.join(self.container_dir(name), "logs", "current.log")
@@ -696,6 +720,44 @@ class ProotBackend(Backend):
         for key in ("note", "exited"):  # about the last run only
             state.pop(key, None)
         self._write_state(name, state)
+
+    @staticmethod
+    def _make_mount_points(rootfs: str, options: dict) -> None:
+        """Where a volume's guest path is missing, make it (proot would make it with mode 0000,
+        and a bind whose host path is missing it drops with only a warning: check_start refuses
+        that before a start)."""
+        for volume in options.get("volumes") or []:
+            host, guest = volume.split(":")[:2]
+            if not os.path.exists(host):  # proot would drop the bind with only a warning
+                raise VoltError(f"volume {volume!r}: the host path {host} does not exist", path=host)
+            try:
+                _guest_path.make_mount_point(rootfs, guest, directory=os.path.isdir(host))
+            except OSError as exc:
+                raise VoltError(
+                    f"volume {volume!r}: cannot make its mount point {guest} in the container: {exc}"
+                ) from None
+
+    @staticmethod
+    def _network_files(rootfs: str, options: dict) -> None:
+        """What a guest needs to resolve names, as proot-distro gives it: the host's resolvers
+        and a hosts file when the image has none, and the hostname option's name in
+        /etc/hostname and /etc/hosts (proot cannot change the name uname reports)."""
+        hostname = options.get("hostname")
+        resolvers = next(
+            (text for text in map(_read_host_file, _HOST_RESOLV_CONF) if text and "nameserver" in text), None
+        )
+        if resolvers:
+            _guest_path.write_file(rootfs, "/etc/resolv.conf", resolvers, replace=False)
+        if hostname:
+            _guest_path.write_file(rootfs, "/etc/hostname", hostname + "\n", replace=True)
+        current = _guest_path.read_text(rootfs, "/etc/hosts")
+        if current is None:
+            hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            _guest_path.write_file(
+                rootfs, "/etc/hosts", hosts + (f"127.0.1.1\t{hostname}\n" if hostname else ""), False
+            )
+        elif hostname and hostname not in current.split():
+            _guest_path.write_file(rootfs, "/etc/hosts", current.rstrip("\n") + f"\n127.0.1.1\t{hostname}\n", True)
 
     def _exit_path(self, name: str) -> str:
         """Where the watcher writes the exit status of the container's last run (see start)."""

@@ -160,7 +160,7 @@ class SystemdBackend(Backend):
                     "armoredgate.volt.systemd_host role installs it)"
                 )
             if not config.get("boot"):
-                self.check_start(root, config)
+                self.check_start(root, config, check_ports="stop" not in actions)
 
     def _check_renders(self, name: str, config: dict, root: str) -> None:
         """Render both files now, so a value systemd cannot carry is refused (VoltError naming

@@ -15,7 +15,7 @@ Only then does the setting's own parser see the value, and each parser has rules
   literal backslash; quotes and spaces are ordinary characters.
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
-- .nspawn User=: a user name, verbatim (only names of letters, digits, '_', '.', '-' pass).
+- .nspawn User= and Hostname=: a user or host name, verbatim (only names of letters, digits, '_', '.', '-' pass).
 - unit ExecStartPost= and ExecStop=: as unit Environment=, and '$' expands variables when the command runs
   ('$$' is '$'); the program, first, must be an absolute path (a leading '-', '@', '+', '!' or
   ':' would be a prefix).
@@ -193,6 +193,12 @@ def _user_name(value: object) -> str:
     return value
 
 
+def _host_name(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}", value):
+        raise _Refused("it is not a host name (letters, digits, '.', '-')")
+    return value
+
+
 def _unit_words(value: object) -> str:
     """Unit names or a command line Volt builds itself: plain words only (no quotes, spaces,
     backslashes, '$' or '%' specifiers to escape)."""
@@ -228,6 +234,7 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "ExecStartPost"): _unit_command,
     ("unit", "ExecStop"): _unit_command,
     ("nspawn", "User"): _user_name,
+    ("nspawn", "Hostname"): _host_name,
 }
 _FILES = {"nspawn": "the container's .nspawn settings file", "unit": "the container's unit drop-in"}
 

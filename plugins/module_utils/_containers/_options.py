@@ -18,6 +18,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._errors import Vo
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import (
     absolute_path,
     image_dir_name,
+    split_port,
     validate_name,
 )
 
@@ -99,13 +100,28 @@ def _volume(value: str) -> str:
     return f"{host}:{guest}" if mode == "rw" else f"{host}:{guest}:ro"
 
 
-def _port(value: str) -> str:
-    match = _PORT_RE.fullmatch(str(value).strip())
-    numbers = [int(n) for n in match.groups() if n is not None] if match else []
-    if not numbers or not all(0 < n < 65536 for n in numbers):
-        raise VoltError(f"port {value!r} must be HOST:CONTAINER or PORT, each 1-65535")
-    host, guest = (numbers[0], numbers[-1])
-    return "%d:%d" % (host, guest)
+def _port(value: object) -> str:
+    """A published port as Docker users write it: PORT, HOST:CONTAINER, either with /tcp or /udp.
+    Stored as HOST:CONTAINER, with /udp for UDP. What no backend can do is refused by name."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    numbers, _sep, protocol = text.partition("/")
+    if protocol not in ("", "tcp", "udp"):
+        raise VoltError(f"port {value!r}: protocol {protocol!r} is not supported (tcp or udp)")
+    parts = numbers.split(":")
+    if len(parts) == 3 or (len(parts) > 3 and "[" in numbers):
+        raise VoltError(
+            f"port {value!r}: publishing on one host address is not supported (proot containers share "
+            "the host's network; systemd-nspawn forwards a port from every address of the host): "
+            "give HOST:CONTAINER and limit access with the host's firewall"
+        )
+    if any("-" in part for part in parts):
+        raise VoltError(f"port {value!r}: port ranges are not supported; give each port")
+    match = _PORT_RE.fullmatch(numbers)
+    found = [int(n) for n in match.groups() if n is not None] if match else []
+    if not found or not all(0 < n < 65536 for n in found):
+        raise VoltError(f"port {value!r} must be PORT or HOST:CONTAINER, each 1-65535, then /tcp or /udp")
+    host, guest = found[0], found[-1]
+    return "%d:%d" % (host, guest) + ("/udp" if protocol == "udp" else "")
 
 
 def _memory(value: object) -> int:
@@ -122,12 +138,12 @@ def _memory(value: object) -> int:
 
 def _ports(values: list) -> list[str]:
     ports = [_port(item) for item in values]
-    seen: dict[str, str] = {}
+    seen: dict[tuple[int, str], object] = {}
     for given, port in zip(values, ports):
-        host = port.split(":")[0]
-        if host in seen:
-            raise VoltError(f"ports {seen[host]!r} and {given!r} both publish host port {host}")
-        seen[host] = given
+        host, _guest, protocol = split_port(port)
+        if (host, protocol) in seen:
+            raise VoltError(f"ports {seen[host, protocol]!r} and {given!r} both publish host port {host}/{protocol}")
+        seen[host, protocol] = given
     return ports
 
 
@@ -135,6 +151,13 @@ def _cpus(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise VoltError(f"cpus must be a positive number, got {value!r}")
     return float(value)
+
+
+def _hostname(value: object) -> str:
+    label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    if not isinstance(value, str) or len(value) > 64 or not re.fullmatch(rf"{label}(?:\.{label})*", value):
+        raise VoltError(f"hostname {value!r} must be a host name: labels of letters, digits and '-', joined by '.'")
+    return value
 
 
 def _grace(value: object) -> float:
@@ -260,6 +283,8 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("boot", "bool", backends=SYSTEMD, empty=False),
     # proot always shares the host's network; its backend accepts only 'host'.
     Option("network", "str", normalize=_network),
+    # nspawn sets it (the container's own UTS name); proot emulates what it can (see the docs).
+    Option("hostname", "str", normalize=_hostname),
     Option("kernel_release", "str", normalize=_kernel_release, backends=PROOT),
     # Not a module option: the digest the image had when the container was made. A new digest
     # under the same image name (a moved tag, a new tarball) is drift like any other.

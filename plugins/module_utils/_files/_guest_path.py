@@ -237,3 +237,65 @@ def read_text(root: str, path: str, limit: int = 1024 * 1024) -> str | None:
         return None
     finally:
         os.close(root_fd)
+
+
+def make_mount_point(root: str, path: str, directory: bool = True) -> None:
+    """Create the guest's `path` (and the directories on the way) inside root where missing:
+    directories 0755 and a file 0644, as a bind needs them (proot would make its own mode 0000).
+    Each name is made in a directory opened inside the root; an existing name is left as it is."""
+    parts = [part for part in path.split("/") if part and part != "."]
+    root_fd = open_root(root)
+    try:
+        for index in range(len(parts)):
+            last = index == len(parts) - 1
+            with locate(root_fd, "/" + "/".join(parts[: index + 1])) as location:
+                if not location.name:
+                    continue  # the root itself, or '..' at the top
+                try:
+                    os.lstat(location.name, dir_fd=location.dir_fd)
+                    continue
+                except FileNotFoundError:
+                    pass
+                if directory or not last:
+                    os.mkdir(location.name, 0o755, dir_fd=location.dir_fd)
+                    os.chmod(location.name, 0o755, dir_fd=location.dir_fd, follow_symlinks=False)
+                else:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(location.name, flags, 0o644, dir_fd=location.dir_fd))
+    finally:
+        os.close(root_fd)
+
+
+def write_file(root: str, path: str, content: str, replace: bool) -> bool:
+    """Write the guest's file `path` inside root (mode 0644), its directory already there:
+    created when missing, or replaced when `replace`. A name that resolves to anything but a
+    regular file is left alone. True if it wrote."""
+    root_fd = open_root(root)
+    try:
+        with locate(root_fd, path) as location:
+            if not location.name:
+                return False
+            try:
+                mode = os.lstat(location.name, dir_fd=location.dir_fd).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and (not replace or not stat.S_ISREG(mode)):
+                return False
+            temporary = f".{location.name}.volt-{os.getpid()}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temporary, flags, 0o644, dir_fd=location.dir_fd)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(content)
+                os.rename(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
+            except BaseException:
+                try:
+                    os.unlink(temporary, dir_fd=location.dir_fd)
+                except OSError:
+                    pass
+                raise
+            return True
+    except OSError:
+        return False  # the guest's tree is the guest's: a path that does not resolve is not ours to fix
+    finally:
+        os.close(root_fd)
