@@ -137,7 +137,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rc:
-  description: Exit code of the command (negative - the signal that ended it). Null in check mode.
+  description:
+    - Exit code of the command; negative, the signal that ended it (V(-15) for SIGTERM, V(-9) for
+      SIGKILL, also when O(timeout) ended it).
+    - V(127) when the program is not an executable file in the container (nothing ran, C(changed)
+      is V(false)). Null in check mode.
   returned: always
   type: int
   sample: 0

@@ -268,11 +268,7 @@ class Backend(ABC):
             )
         program = launch.argv[0]
         search = launch.env.get("PATH", GUEST_PATH)
-        if "/" in program:
-            found = _rootfs.is_executable_file(root, os.path.join(launch.workdir, program))
-        else:
-            found = any(_rootfs.is_executable_file(root, os.path.join(d, program)) for d in search.split(":") if d)
-        if not found:
+        if not _rootfs.find_program(root, program, search, launch.workdir):
             raise VoltError(
                 f"{launch.origin} {program!r} is not an executable file in the container's root filesystem "
                 f"(searched PATH {search} for a bare name)"
@@ -444,7 +440,7 @@ class Backend(ABC):
         """The error for entering a container that does not exist or does not run."""
         record = self.inspect(name)
         if record is None:
-            return VoltError(f"container {name} does not exist")
+            return VoltError(f"container {name} does not exist in {self.data_dir} (backend {self.name})")
         return VoltError(f"container {name} is not running (status: {record.status}); start it first")
 
     def exec_user(self, rootfs: str, user: str | None, config: dict | None = None) -> tuple[int, int, str]:

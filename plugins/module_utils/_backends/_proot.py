@@ -671,7 +671,7 @@ class ProotBackend(Backend):
     def start(self, name: str) -> None:
         records = self._read(name)
         if records is None:
-            raise VoltError(f"container {name} does not exist")
+            raise VoltError(f"container {name} does not exist in {self.data_dir} (backend {self.name})")
         config, state = records
         if self._running(state):
             return

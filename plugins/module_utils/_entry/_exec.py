@@ -9,6 +9,8 @@ import datetime
 import os
 from typing import TYPE_CHECKING
 
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import GUEST_PATH
+from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._containers import _options
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _rootfs
@@ -64,7 +66,7 @@ class Execution:
             raise self.backend.cannot_enter(name)
         result = {"changed": False, "cmd": argv, "rc": 0, "stdout": "", "stderr": ""}
         # creates/removes are paths in the container, read through its rootfs from the host.
-        workdir = chdir or record.config.get("workdir") or "/"
+        workdir = chdir or Launch(record.config).workdir
         for option, skip_if_exists in (("creates", True), ("removes", False)):
             path = params.get(option)
             if path and self._guest_path_exists(record.rootfs, workdir, path) is skip_if_exists:
@@ -76,6 +78,11 @@ class Execution:
         if chdir and not self._is_guest_directory(record.rootfs, chdir):
             # proot would silently run the command in / instead.
             raise VoltError(f"chdir {chdir!r} is not a directory in container {name}")
+        search = {**self.backend.guest_env(name, record.config), **env}.get("PATH", GUEST_PATH)
+        if not _rootfs.find_program(record.rootfs, argv[0], search, workdir):
+            # Nothing ran: the same answer on every backend (a shell's 127), before anything starts.
+            message = f"{argv[0]!r} is not an executable file in container {name} (searched PATH {search})"
+            return dict(result, rc=127, stderr=message, stdout_lines=[], stderr_lines=[message]), message
         if self.check_mode:
             return dict(result, changed=True, msg="check mode: the command would run", rc=None), None
         host_argv, environment = self.backend.exec_command(name, argv, cwd=chdir, user=params.get("user"), env=env)

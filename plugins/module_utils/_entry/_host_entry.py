@@ -88,7 +88,7 @@ def container_rootfs(backend, name: str) -> str:
     """The root filesystem of container name on this host (it need not be running)."""
     record = backend.inspect(validate_name(name))
     if record is None:
-        raise VoltError(f"container {name} does not exist")
+        raise VoltError(f"container {name} does not exist in {backend.data_dir} (backend {backend.name})")
     return record.rootfs
 
 

@@ -72,6 +72,14 @@ def is_executable_file(root: str, path: str) -> bool:
     return stat.S_ISREG(mode) and bool(mode & 0o111)
 
 
+def find_program(root: str, program: str, search_path: str, workdir: str = "/") -> bool:
+    """Whether the guest finds `program` as an executable file: a name on search_path (a PATH),
+    a path with a '/' from workdir."""
+    if "/" in program:
+        return is_executable_file(root, os.path.join(workdir, program))
+    return any(is_executable_file(root, os.path.join(d, program)) for d in search_path.split(":") if d)
+
+
 def detect_entrypoint(root: str) -> list[str] | None:
     """The first entrypoint candidate present in the rootfs, with its arguments."""
     for candidate in ENTRYPOINT_CANDIDATES:

@@ -107,7 +107,12 @@ class _Failure(Exception):
             return VoltError(
                 f"{method} {self.url} answered {self.status}: {self.error}", url=self.url, status=self.status
             )
-        return VoltError(f"{method} {self.url} failed: {self.error}", url=self.url)
+        hint = ""
+        text = str(self.error).lower()
+        if self.url.startswith("https:") and ("wrong version number" in text or "record layer failure" in text):
+            # What TLS says when the other side speaks plain HTTP.
+            hint = " (the registry seems to speak plain HTTP: validate_certs: false reaches it without TLS)"
+        return VoltError(f"{method} {self.url} failed: {self.error}{hint}", url=self.url)
 
 
 def origin(url: str) -> tuple[str, str, int]:

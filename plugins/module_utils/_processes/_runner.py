@@ -112,11 +112,12 @@ class Runner:
                 _trees.kill_tracees((child.pid, started))  # the command has exited: its strays go
             if on_exit and child.poll() is not None:
                 on_exit()  # argv has exited, strays still hold its output open
-        _trees.terminate_tree(child.pid, started, child.pid, 5)
+        outcome = _trees.terminate_tree(child.pid, started, child.pid, 5)
         if on_exit:
             on_exit()
         out, err = child.communicate()
-        return child.returncode, out, err, True
+        # What ended it, the same on every backend (proot itself would exit 255, nsenter -15).
+        return -9 if outcome == "killed" else -15, out, err, True
 
     def which(self, program: str, extra_dirs: list[str] | None = None) -> str | None:
         if self._module is None:
