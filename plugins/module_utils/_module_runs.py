@@ -81,8 +81,10 @@ def image_module_spec() -> dict:
     spec = {
         "name": {"type": "str", "required": True},
         "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-        "source": {"type": "str", "choices": ["directory", "tarball", "oci", "debootstrap"]},
+        "source": {"type": "str", "choices": ["directory", "tarball", "oci", "debootstrap", "container"]},
         "suite": {"type": "str"},
+        "include": {"type": "list", "elements": "str"},
+        "container": {"type": "str"},
         "mirror": {"type": "str"},
         "variant": {"type": "str", "choices": ["minbase", "buildd", "fakechroot"]},
         "reference": {"type": "str"},
@@ -102,7 +104,7 @@ def image_module_spec() -> dict:
     }
     return {
         "argument_spec": spec,
-        "mutually_exclusive": [("path", "url", "reference")],
+        "mutually_exclusive": [("path", "url", "reference", "container")],
         "required_together": [("username", "password")],
         "supports_check_mode": True,
     }

@@ -17,9 +17,19 @@ description:
     again). O(memory), O(cpus) and O(restart_policy) are applied in place (the unit's settings
     rewritten, a running container restarted); O(enabled) and O(stop_timeout) in place without a
     restart. Options you leave out are not compared.
+  - An image pulled from a registry runs as its author meant, by Docker's rules. Its C(Entrypoint)
+    and C(Cmd), C(Env), C(WorkingDir), C(User) and C(StopSignal) are kept with the image (see
+    RV(armoredgate.volt.volt_image#module:image.config)) and used unless O(entrypoint),
+    O(command), O(env), O(workdir), O(user) or O(stop_signal) say otherwise. A new image digest
+    whose config changed is drift like any other.
+  - Start means running. After a start the container is watched for O(start_grace_period)
+    seconds; if it exits meanwhile, the task fails with its exit code (RV(rc)) and the last lines
+    of its output, and a container this task created is removed again. A container that exited
+    on its own since the last run is started again with a warning saying so.
   - A proot container runs as a daemon (detached from the Ansible connection). It is stopped by
-    signalling every process of its tree, C(SIGTERM) first and C(SIGKILL) after O(stop_timeout).
-    A systemd container is stopped the same way, by its unit (see O(stop_timeout)).
+    sending its stop signal (O(stop_signal)) to its main process, then C(SIGTERM) to every
+    process of its tree, and C(SIGKILL) after O(stop_timeout). A systemd container is stopped the
+    same way, by its unit (see O(stop_timeout)).
 author:
   - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
@@ -55,18 +65,60 @@ options:
       - Copied as C(cp -a --reflink=auto) does (a reflink where the filesystem allows it); symlinks
         inside it are copied as symlinks, never followed.
     type: path
+  entrypoint:
+    description:
+      - The program the container runs, replacing the image's C(Entrypoint), as a list of
+        arguments or a string split like a shell would.
+      - As with Docker, setting it drops the image's C(Cmd) too; only O(command) follows it. An
+        empty value (V("") or V([])) runs no entrypoint at all, only O(command).
+    type: raw
+    version_added: 0.2.0
   command:
     description:
-      - What the container runs, as a list of arguments or a string split like a shell would (but
-        never run by a shell unless you ask for one, for example V([/bin/sh, -c, "..."])).
-      - When not set, the first of C(/init), C(/usr/sbin/nginx) (in the foreground),
-        C(/docker-entrypoint.sh), C(/usr/local/bin/python3), C(/usr/bin/python3) and C(/bin/sh) found
-        in the root filesystem is run.
+      - The arguments that follow the entrypoint (the image's, or O(entrypoint)), replacing the
+        image's C(Cmd); with neither an entrypoint, the whole command. A list of arguments or a
+        string split like a shell would (but never run by a shell unless you ask for one, for
+        example V([/bin/sh, -c, "..."])).
+      - When neither the options nor the image name a program (an image from a directory, a
+        tarball or debootstrap has no config), the first of C(/init), C(/usr/sbin/nginx) (in the
+        foreground), C(/docker-entrypoint.sh), C(/usr/local/bin/python3), C(/usr/bin/python3) and
+        C(/bin/sh) found in the root filesystem is run.
     type: raw
+  user:
+    description:
+      - The user the container's program runs as, C(USER) or C(USER:GROUP), each a name or a
+        numeric id, resolved in the container's C(/etc/passwd) and C(/etc/group). Defaults to the
+        image's C(User), else V(root).
+      - proot emulates it (C(proot -i UID:GID)) - the program sees that identity, but its
+        processes are still the host user's. The systemd backend runs the program as that user
+        for real (C(User=) of systemd-nspawn), which needs the user in the container's
+        C(/etc/passwd), with that user's own group, and C(getent) in the container.
+      - Also the default user of M(armoredgate.volt.volt_exec) and of the connection plugin.
+    type: str
+    version_added: 0.2.0
+  stop_signal:
+    description:
+      - The signal that asks the container's main process to stop, such as V(SIGQUIT), V(QUIT) or
+        V(3). Defaults to the image's C(StopSignal), else V(SIGTERM).
+      - Sent to the main process alone; whatever still runs when it has exited (or O(stop_timeout)
+        is up) gets C(SIGTERM), then C(SIGKILL).
+    type: str
+    version_added: 0.2.0
+  start_grace_period:
+    description:
+      - Seconds a start watches the container before it counts as running. A container that
+        exits meanwhile (or that its O(restart_policy) restarts) fails the task with its exit code
+        and the last lines of its output.
+      - Each start costs up to this long (a converge that starts 30 containers, 30 times this);
+        V(0) turns the watch off. Not stored with the container.
+    type: float
+    default: 1.0
+    version_added: 0.2.0
   env:
     description:
-      - Environment variables for the container, added to a clean environment (C(HOME=/root),
-        a standard C(PATH), C(TERM=xterm), C(CONTAINER_NAME)).
+      - Environment variables for the container, added to a clean environment (C(HOME) of its
+        user, a standard C(PATH), C(TERM=xterm), C(CONTAINER_NAME)) and to the image's C(Env),
+        over which they win.
       - Values must be strings or numbers; quote V(yes), V(true) and friends. NUL characters are
         refused; the systemd backend also refuses other control characters (its settings files
         are line based).
@@ -90,16 +142,24 @@ options:
       - Host directories or files bound into the container, as C(/host/path:/container/path).
       - A C(:ro) suffix asks for a read-only bind; the proot backend cannot honour it and fails.
       - The host path must exist when the container starts; unlike Docker, a missing one is not
-        created (a typo must not become an empty directory bound into the container).
+        created (a typo must not become an empty directory bound into the container), and the
+        start fails naming it.
+      - A mount point missing in the container is created there (directories mode 0755, a file
+        0644).
     type: list
     elements: str
   ports:
     description:
-      - Ports to publish, as C(HOST:CONTAINER) or C(PORT).
+      - Ports to publish, as C(HOST:CONTAINER) or C(PORT), each optionally followed by C(/tcp)
+        (the default) or C(/udp), as Docker takes them. A host address (C(127.0.0.1:8080:80)) and
+        port ranges are refused with a message saying why.
+      - A host port already in use on the host (by a listening TCP socket or a bound UDP socket)
+        fails the start before anything runs, naming the process that holds it where it can be
+        found.
       - proot containers share the host's network, so a service listening on a port is reachable
         on that port anyway. Mapping to a different host port uses proot's port mapping, which
         proot 5.2 and later have; with an older proot such a mapping fails with a clear message.
-      - systemd backend on a bridge - published with systemd-nspawn's C(Port=) (TCP), which
+      - systemd backend on a bridge - published with systemd-nspawn's C(Port=) (TCP or UDP), which
         forwards traffic to the host's addresses other than loopback, from the host itself and from
         other machines. C(127.0.0.1:HOST) does not answer (nspawn never forwards loopback
         traffic); use another of the host's addresses, such as the bridge's. With O(network=host)
@@ -108,7 +168,8 @@ options:
     elements: str
   workdir:
     description:
-      - Working directory of the command inside the container. Defaults to C(/).
+      - Working directory of the command inside the container. Defaults to the image's
+        C(WorkingDir), else C(/).
       - It must be a directory in the container's root filesystem when the container starts.
     type: str
   memory:
@@ -161,6 +222,15 @@ options:
         network; the bridge's DHCP server (the P(armoredgate.volt.systemd_host#role) role's) leases
         it an address.
     type: str
+  hostname:
+    description:
+      - The container's host name.
+      - systemd backend - its own UTS name (C(Hostname=) of systemd-nspawn).
+      - proot backend - proot cannot change the name C(uname) and C(hostname) report, so it is
+        emulated where programs look for it - C(/etc/hostname), an entry in C(/etc/hosts) and
+        C(HOSTNAME) in the environment.
+    type: str
+    version_added: 0.2.0
   kernel_release:
     description:
       - Kernel release that proot reports to the guest (its C(-k) option), such as V(5.15.0).
@@ -169,7 +239,8 @@ options:
     type: str
   stop_timeout:
     description:
-      - Seconds to wait after C(SIGTERM) before the container's processes get C(SIGKILL).
+      - Seconds to wait after the stop signal (O(stop_signal)) before the container's processes get
+        C(SIGKILL).
       - Kept with the container; a different value is applied in place (no restart). Left out,
         the container keeps its own; a new container gets 10.
       - With the systemd backend it is also the unit's C(TimeoutStopSec=), so C(systemctl stop),
@@ -197,6 +268,12 @@ notes:
     runs on one host wait for each other. Records are written to a temporary file and renamed.
   - A container is created under a hidden name and renamed into place, so a failed create leaves
     nothing behind.
+  - proot backend - a guest without C(/etc/resolv.conf) or C(/etc/hosts) gets the host's resolvers
+    and a standard hosts file when it starts, as proot-distro does.
+  - Exit codes are a shell's - the program's status, or 128+N for signal N. A payload killed by a
+    signal reports 255 under systemd-nspawn, which cannot pass signals on. proot reports the
+    status of the container's last process to exit normally, which for a program that leaves
+    children behind may be a child's.
 seealso:
   - module: armoredgate.volt.volt_container_info
 """
@@ -309,9 +386,44 @@ container:
           restarts and reboots. V(null) when it is stopped or shares the host's network.
       type: str
       sample: 10.213.0.2
+    exit_code:
+      description:
+        - How the container's last run ended - the exit status of its program (128+N for signal
+          N; see the notes). V(null) while it runs, and before it ran.
+      type: int
+      sample: 3
+      version_added: 0.2.0
+    finished_at:
+      description: When the last run ended (RFC 3339, UTC).
+      type: str
+      version_added: 0.2.0
+    exited:
+      description: Whether the last run ended on its own, not by a stop.
+      type: bool
+      version_added: 0.2.0
+    restart_count:
+      description:
+        - How often the backend's restart policy (O(restart_policy)) restarted it since its last
+          start (systemd's C(NRestarts)). Always V(0) with the proot backend, which has no
+          restart policy.
+      type: int
+      version_added: 0.2.0
     config:
-      description: The container's effective configuration, as compared on the next run.
+      description:
+        - The container's effective configuration, as compared on the next run.
+        - Its C(image_config) is the image's config when the container was made (see
+          RV(armoredgate.volt.volt_image#module:image.config)).
       type: dict
+rc:
+  description: The container's exit code when it exited within O(start_grace_period) of a start.
+  returned: when a start failed that way
+  type: int
+  sample: 3
+log:
+  description: The last lines of the container's output, when a start failed.
+  returned: when a start failed
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -83,6 +83,22 @@ containers:
         - Published ports answer on the host's non-loopback addresses; this address reaches the
           container directly from the host.
       type: str
+    exit_code:
+      description: How its last run ended (128+N for signal N), V(null) while it runs.
+      type: int
+      version_added: 0.2.0
+    finished_at:
+      description: When its last run ended (RFC 3339, UTC).
+      type: str
+      version_added: 0.2.0
+    exited:
+      description: Whether its last run ended on its own, not by a stop.
+      type: bool
+      version_added: 0.2.0
+    restart_count:
+      description: Restarts by its restart policy since its last start (systemd backend; V(0) on proot).
+      type: int
+      version_added: 0.2.0
     logs:
       description: The last O(log_lines) lines of the container's log.
       type: list

@@ -13,10 +13,15 @@ description:
   - Adds an image to the host's image store, C(<data_dir>/images/<name>), from which both the
     proot and the systemd backend create containers, or removes it.
   - Sources are a directory (copied as C(cp -a --reflink=auto) does), a root filesystem tarball,
-    local or downloaded and verified against a sha256 checksum, and an OCI registry, pulled without
+    local or downloaded and verified against a sha256 checksum, debootstrap, the current tree of
+    a container (the "builder container" pattern), and an OCI registry, pulled without
     any daemon (tag -> index -> the platform's manifest -> layers), every blob's size and sha256
     verified while it streams in. Layers shared between images are downloaded once, and the next
     layer downloads while the current one is unpacked.
+  - An OCI image's config (C(Entrypoint), C(Cmd), C(Env), C(WorkingDir), C(User),
+    C(ExposedPorts), C(StopSignal), C(Labels)) is kept with it, and
+    M(armoredgate.volt.volt_container) runs the image by it as Docker would. An image pulled by an
+    older version, without its config, is pulled again once (its layers are cached).
   - Layers may be uncompressed, gzip or zstd. zstd needs Python 3.14 or later on the managed host,
     or the C(zstd) program; without either, the pull is refused before anything is downloaded.
   - Tarballs are unpacked by the same code as image layers, which refuses entries that could
@@ -40,7 +45,8 @@ extends_documentation_fragment:
   - armoredgate.volt.volt.attributes
 attributes:
   diff_mode:
-    support: none
+    support: full
+    details: The image's source and digest (or tree fingerprint) before and after.
 options:
   name:
     description:
@@ -52,7 +58,10 @@ options:
     required: true
   state:
     description:
-      - V(present) makes sure the image is in the store and matches its source.
+      - V(present) makes sure the image is in the store and matches its source - the same
+        digest for a tarball or an OCI image, the same suite, mirror, variant and packages for
+        debootstrap, and for a directory or a container the same tree (names, types, modes,
+        sizes and modification times; a changed tree is copied again).
       - V(absent) removes it; refused while a container uses it, unless O(force=true).
     type: str
     choices: [present, absent]
@@ -60,9 +69,10 @@ options:
   source:
     description:
       - Where the image comes from. Inferred when not given, from O(url) (a tarball) or from
-        O(path) (a directory or a tarball).
+        O(path) (a directory or a tarball), from O(reference) (OCI), O(suite) (debootstrap) or
+        O(container).
     type: str
-    choices: [directory, tarball, oci, debootstrap]
+    choices: [directory, tarball, oci, debootstrap, container]
   suite:
     description:
       - Debian or Ubuntu code name to debootstrap (root only), such as V(bookworm). Selects
@@ -70,6 +80,22 @@ options:
         so building the image again needs no download.
       - The image is up to date when it was built from the same suite, mirror and variant.
     type: str
+  include:
+    description:
+      - Extra packages to install with O(suite) (debootstrap's C(--include)), such as
+        V([python3]) for an image Ansible can manage through the connection plugin.
+      - Part of the image's identity - another list builds the image again.
+    type: list
+    elements: str
+    version_added: 0.2.0
+  container:
+    description:
+      - Take the current root filesystem of this container (of O(data_dir), on either backend) as
+        the image. Selects O(source=container).
+      - Copy a stopped container for a consistent image; a running one is copied as it is at
+        that moment. The image is up to date while the container's tree is unchanged.
+    type: str
+    version_added: 0.2.0
   mirror:
     description: Mirror for O(suite). Defaults to C(http://deb.debian.org/debian).
     type: str
@@ -165,6 +191,17 @@ EXAMPLES = r"""
     url: https://example.org/alpine-minirootfs-3.20.0-x86_64.tar.gz
     checksum: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 
+- name: A Debian image with Python, so Ansible can manage its containers
+  armoredgate.volt.volt_image:
+    name: bookworm-python
+    suite: bookworm
+    include: [python3]
+
+- name: The builder pattern - install into a container, then keep its tree as an image
+  armoredgate.volt.volt_image:
+    name: app-built
+    container: builder
+
 - name: A directory prepared by other means
   armoredgate.volt.volt_image:
     name: busybox
@@ -238,6 +275,53 @@ image:
     created:
       description: When it was put in the store (RFC 3339, UTC).
       type: str
+    config:
+      description:
+        - An OCI image's config, as M(armoredgate.volt.volt_container) uses it; only the fields
+          the image sets. Images from other sources have none.
+      type: dict
+      version_added: 0.2.0
+      contains:
+        entrypoint:
+          description: C(Entrypoint).
+          type: list
+          elements: str
+        cmd:
+          description: C(Cmd).
+          type: list
+          elements: str
+        env:
+          description: C(Env), as a mapping.
+          type: dict
+        workdir:
+          description: C(WorkingDir).
+          type: str
+        user:
+          description: C(User).
+          type: str
+        exposed_ports:
+          description: C(ExposedPorts), such as V(80/tcp).
+          type: list
+          elements: str
+        stop_signal:
+          description: C(StopSignal), such as V(SIGQUIT).
+          type: str
+        labels:
+          description: C(Labels).
+          type: dict
+    include:
+      description: The extra packages of a debootstrap image.
+      type: list
+      elements: str
+      version_added: 0.2.0
+    container:
+      description: The container a O(source=container) image was taken from.
+      type: str
+      version_added: 0.2.0
+    tree:
+      description: Fingerprint of the source tree of a directory or container image.
+      type: str
+      version_added: 0.2.0
 """
 
 from ansible.module_utils.basic import AnsibleModule

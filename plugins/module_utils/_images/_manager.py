@@ -25,7 +25,23 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_st
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._layers import LayerApplier, LayerTooLarge
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import absolute_path, image_dir_name
 
-SOURCES = ("directory", "tarball", "oci", "debootstrap")
+SOURCES = ("directory", "tarball", "oci", "debootstrap", "container")
+_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# What the diff shows of an image: where it came from and what it is.
+_DIFF_KEYS = (
+    "source",
+    "digest",
+    "path",
+    "url",
+    "reference",
+    "platform",
+    "suite",
+    "mirror",
+    "variant",
+    "include",
+    "container",
+    "tree",
+)
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _GZIP_LAYERS = ("application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip")
 _PLAIN_LAYERS = ("application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar")
@@ -108,9 +124,33 @@ class _TarStream:
             )
 
 
+def tree_signature(path: str) -> str:
+    """A fingerprint of a tree's names, types, modes, sizes and modification times: a tree that
+    changed (a file edited, added or removed) gets another one. Content is not read, so a copy
+    of a big tree is only made again when something in it changed."""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue
+            relative = os.path.relpath(full, path)
+            sha.update(
+                f"{relative}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape")
+            )
+    return "sha256:" + sha.hexdigest()
+
+
 def infer_source(params: dict) -> str:
     if params.get("source"):
         return params["source"]
+    if params.get("container"):
+        return "container"
     if params.get("reference"):
         return "oci"
     if params.get("suite"):
@@ -167,17 +207,24 @@ class ImageManager:
             suite = params.get("suite") or "bookworm"
             if not suite.replace("-", "").isalnum():
                 raise VoltError(f"suite {suite!r} is not a distribution code name such as bookworm")
-            return {
+            include = sorted(set(params.get("include") or []))
+            for package in include:
+                if not isinstance(package, str) or not _PACKAGE_RE.fullmatch(package):
+                    raise VoltError(f"include: {package!r} is not a Debian package name")
+            wanted = {
                 "source": "debootstrap",
                 "suite": suite,
                 "mirror": params.get("mirror") or DEBIAN_MIRROR,
                 "variant": params.get("variant") or "minbase",
             }
+            return dict(wanted, include=include) if include else wanted
         if source == "directory":
             path = absolute_path(params.get("path"), "path")
             if not os.path.isdir(path):
                 raise VoltError(f"path {path} is not a directory", path=path)
-            return {"source": "directory", "path": path}
+            return {"source": "directory", "path": path, "tree": tree_signature(path)}
+        if source == "container":
+            return self._container_source()
         if params.get("url"):
             if params.get("checksum"):
                 return {"source": "tarball", "url": params["url"], "digest": parse_checksum(params["checksum"])}
@@ -191,6 +238,24 @@ class ImageManager:
         if params.get("checksum") and parse_checksum(params["checksum"]) != digest:
             raise VoltError(f"tarball {path} has digest {digest}, not the expected {params['checksum']}", path=path)
         return {"source": "tarball", "path": path, "digest": digest}
+
+    def _container_source(self) -> dict:
+        """The current tree of a container of this data dir (either backend) as the source."""
+        from ansible_collections.armoredgate.volt.plugins.module_utils._backends._select import every_backend
+
+        name = self.params.get("container")
+        if not name:
+            raise VoltError("source: container needs container (the name of the container to copy)")
+        for backend in every_backend(self.runner, self.store.data_dir):
+            record = backend.inspect(name)
+            if record is not None:
+                return {
+                    "source": "container",
+                    "container": name,
+                    "path": record.rootfs,
+                    "tree": tree_signature(record.rootfs),
+                }
+        raise VoltError(f"container {name} does not exist in {self.store.data_dir} (on either backend)")
 
     @staticmethod
     def _matches(current: dict | None, wanted: dict) -> bool:
@@ -216,14 +281,17 @@ class ImageManager:
             if actions and not self.module.check_mode:
                 with self.store.lock():
                     self.store.remove(name)
-            return {"changed": bool(actions), "actions": actions, "image": {}}
+            return {"changed": bool(actions), "actions": actions, "image": {}, "diff": image_diff(current, None)}
         source = infer_source(self.params)
         if source not in SOURCES:
             raise VoltError(f"source {source!r} is not supported yet (supported: {', '.join(SOURCES)})")
         if source == "oci":
-            return self._run_oci(name, current)
+            result = self._run_oci(name, current)
+            predicted = self.module.check_mode and result["changed"]
+            after = {"source": "oci", "reference": self.params["reference"]} if predicted else self.store.record(name)
+            return dict(result, diff=image_diff(current, after))
         wanted = self._wanted(source)
-        build_action = {"directory": "copy", "debootstrap": "debootstrap"}.get(source, "extract")
+        build_action = {"directory": "copy", "container": "copy", "debootstrap": "debootstrap"}.get(source, "extract")
         up_to_date = self._matches(current, wanted) and not self.params["force"]
         actions = [] if up_to_date else ["download" if wanted.get("url") else build_action]
         if wanted.get("url") and actions:
@@ -231,7 +299,8 @@ class ImageManager:
         if actions and not self.module.check_mode:
             with self.store.lock():
                 wanted = self._build(name, wanted)
-        return {"changed": bool(actions), "actions": actions, "image": self._result(name)}
+        result = {"changed": bool(actions), "actions": actions, "image": self._result(name)}
+        return dict(result, diff=image_diff(current, wanted if actions else current))
 
     # -- OCI ---------------------------------------------------------------------------------
     def _registry(self, reference):
@@ -415,7 +484,7 @@ class ImageManager:
         staging = self.store.staging(name)
         downloaded = ""  # only a blob this store wrote; the user's own file is never removed
         try:
-            if wanted["source"] == "directory":
+            if wanted["source"] in ("directory", "container"):
                 _rootfs.clone_tree(self.runner, wanted["path"], staging)
             elif wanted["source"] == "debootstrap":
                 self._debootstrap(wanted, staging)
@@ -445,11 +514,13 @@ class ImageManager:
             raise VoltError("debootstrap needs root (use become: true)")
         cache = os.path.join(self.store.data_dir, "cache", "debootstrap", wanted["suite"])
         os.makedirs(cache, exist_ok=True)
+        include = [f"--include={','.join(wanted['include'])}"] if wanted.get("include") else []
         self.runner.run(
             [
                 program,
                 f"--variant={wanted['variant']}",
                 f"--cache-dir={cache}",
+                *include,
                 wanted["suite"],
                 staging,
                 wanted["mirror"],
@@ -535,6 +606,17 @@ class ImageManager:
         except Exception as exc:
             os.unlink(temporary)
             raise VoltError(f"cannot download {wanted['url']}: {exc}", url=wanted["url"]) from None
+
+
+def image_diff(before: dict | None, after: dict | None) -> dict:
+    """--diff of an image: its source and digest before and after (absent: state absent)."""
+
+    def view(entry: dict | None) -> dict:
+        if entry is None:
+            return {"state": "absent"}
+        return {"state": "present", **{key: entry[key] for key in _DIFF_KEYS if entry.get(key) is not None}}
+
+    return {"before": view(before), "after": view(after)}
 
 
 class _LayerFetcher:
