@@ -36,8 +36,13 @@ options:
       - name: ansible_volt_container
   remote_user:
     description:
-      - User to run as inside the container, a name from its C(/etc/passwd) or C(uid[:gid]).
-        Root when not set.
+      - User to run as inside the container, a name from its C(/etc/passwd) or C(uid), each
+        optionally with C(:group) (a name from its C(/etc/group) or C(gid)), as
+        M(armoredgate.volt.volt_exec)'s O(armoredgate.volt.volt_exec#module:user) takes it.
+      - When not set, the container's own user - its O(armoredgate.volt.volt_container#module:user)
+        option, else its image's C(User), else root (as C(docker exec) does).
+      - Files copied into the container are owned by this user.
+      - With proot the identity is emulated, see the notes.
     type: str
     vars:
       - name: ansible_user
@@ -108,6 +113,28 @@ notes:
   - The container must be running for commands; files can be copied to and from a stopped one.
   - Each inventory host is one container. Name it as you like and set C(ansible_host) to the
     container's name, so the same container name can exist on several hosts.
+  - B(Become.) The connection switches to C(become_user) itself for the become methods
+    C(ansible.builtin.sudo) (the default), C(ansible.builtin.su), C(community.general.doas) and
+    C(community.general.sudosu), on both backends - the way C(remote_user) is reached - instead of
+    running their program in the container. A command Ansible runs with become runs directly as
+    C(become_user) (default C(root)), resolved like O(remote_user); the rest of Ansible's
+    become handling (temporary files an unprivileged C(become_user) can read, fetching through
+    M(ansible.builtin.slurp)) is unchanged. So C(become) needs no C(sudo) or C(su) in the
+    image, and pipelining works with every one of these methods.
+  - Because of that, C(become_flags), C(become_exe) and a become password are not used, and the
+    container's own rules (C(sudoers), PAM) do not apply - whoever can use this connection
+    already runs the container (root on the host for systemd, the container's owner for proot),
+    so neither O(remote_user) nor C(become) is a security boundary. Other become methods build
+    their command as usual and run it in the container as O(remote_user).
+  - B(proot) - O(remote_user) and C(become_user) are proot's emulated identity (C(-0) for
+    root, C(-i uid:gid) otherwise). They change what programs in the container see - their
+    ids, and the files of the host user running proot appear owned by them - but not what
+    those programs may do, which is always what that host user may do. That is also why the
+    container's own C(sudo) cannot work under proot (it finds itself owned by the user
+    calling it), whatever the become method.
+  - B(systemd) - O(remote_user) and C(become_user) are real identities in the container,
+    entered with C(nsenter --setuid --setgid): the user and its primary group, without
+    supplementary groups.
 """
 
 EXAMPLES = r"""
@@ -149,6 +176,40 @@ from ansible.utils.display import Display
 from ansible_collections.armoredgate.volt.plugins.plugin_utils._container_hosts import open_host
 
 display = Display()
+
+# Become methods that only switch to become_user: the connection does that itself.
+BECOME_METHODS = frozenset(
+    {"ansible.builtin.sudo", "ansible.builtin.su", "community.general.doas", "community.general.sudosu"}
+)
+
+
+class BecomeByConnection:
+    """A task's become plugin whose switch to become_user the connection makes itself.
+
+    Ansible sees the plugin as usual: its options (become_user, ...), an unprivileged
+    become_user's temporary file handling, slurp for fetch. Only the command is left unwrapped:
+    exec_command runs a sudoable command as become_user through the backend (proot's emulated
+    identity, nsenter's real one), so there is no sudo or su in the container to run, and no
+    prompt to answer (hence pipelining with every method)."""
+
+    pipelining = True
+    require_tty = False
+
+    def __init__(self, plugin) -> None:
+        self.plugin = plugin
+
+    def __getattr__(self, name: str):
+        plugin = self.__dict__.get("plugin")
+        if plugin is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(plugin, name)
+
+    def build_become_command(self, cmd: str, shell) -> str:
+        return cmd
+
+    @property
+    def user(self) -> str:
+        return self.plugin.get_option("become_user") or "root"
 
 
 class Connection(ConnectionBase):
@@ -196,12 +257,27 @@ class Connection(ConnectionBase):
     def _user(self) -> str | None:
         return self.get_option("remote_user")
 
+    # -- become --------------------------------------------------------------------------------
+    def set_become_plugin(self, plugin) -> None:
+        if plugin is not None and getattr(plugin, "ansible_name", None) in BECOME_METHODS:
+            plugin = BecomeByConnection(plugin)
+        super().set_become_plugin(plugin)
+
+    def _exec_user(self, sudoable: bool) -> str | None:
+        """Who runs a command: become_user for a command Ansible runs with become (the same one
+        it would have wrapped in sudo), else remote_user."""
+        if sudoable and isinstance(self.become, BecomeByConnection):
+            return self.become.user
+        return self._user
+
     # -- the connection API --------------------------------------------------------------------
     def exec_command(self, cmd: str, in_data: bytes | None = None, sudoable: bool = True) -> tuple[int, bytes, bytes]:
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
         argv = [self._play_context.executable or "/bin/sh", "-c", to_text(cmd)]
-        display.vvv(f"EXEC in container {self._container}: {argv}", host=self._container)
-        return self._host.exec(self._container, argv, user=self._user, in_data=in_data)
+        user = self._exec_user(sudoable)
+        shown = f" as {user}" if user is not None else ""
+        display.vvv(f"EXEC in container {self._container}{shown}: {argv}", host=self._container)
+        return self._host.exec(self._container, argv, user=user, in_data=in_data)
 
     def put_file(self, in_path: str, out_path: str) -> None:
         super().put_file(in_path, out_path)

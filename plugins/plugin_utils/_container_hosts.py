@@ -101,10 +101,14 @@ class LocalHost:
         return _volt(container_rootfs, self._backend, name)
 
     def put(self, name: str, path: str, source, *, user: str | None) -> None:
-        """Write the file object source to path in the container."""
-        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import write_guest_file
+        """Write the file object source to path in the container (a new file is user's)."""
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import (
+            container_owner,
+            write_guest_file,
+        )
 
-        _volt(write_guest_file, self._rootfs(name), path, source)
+        rootfs, owner = _volt(container_owner, self._backend, name, user)
+        _volt(write_guest_file, rootfs, path, source, owner)
 
     def fetch(self, name: str, path: str, sink, *, user: str | None) -> None:
         """Write the container's file at path to the file object sink."""

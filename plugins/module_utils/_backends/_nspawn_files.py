@@ -179,9 +179,10 @@ def parse_record(text: str) -> dict | None:
     return record
 
 
-def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None) -> str:
+def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None, exit_file: str | None = None) -> str:
     """Per-container unit settings: where the rootfs is, limits and the restart policy; host0 is
-    the command that configures the container's network after each start (see _nspawn_network)."""
+    the command that configures the container's network after each start (see _nspawn_network);
+    exit_file where each run's end is written (see EXIT_RECORD)."""
 
     def line(setting: str, value: object, option: str) -> str:
         return _systemd_syntax.assignment("unit", setting, value, option)
@@ -197,7 +198,36 @@ def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None) -> 
     lines += _stopping(config)
     if host0:
         lines.append(line("ExecStartPost", host0, "network"))
+    if exit_file:
+        lines.append(line("ExecStopPost", ["/bin/sh", "-c", EXIT_RECORD, "volt-exit", exit_file], "name"))
     return "\n".join(lines) + "\n"
+
+
+# How each run ended, kept where inspect finds it: systemd forgets a unit that stopped cleanly
+# (its exit status goes with it), but runs ExecStopPost= after every run, stopped or crashed,
+# with the result in its environment. In /run: it is about this boot only.
+EXIT_RECORD = (
+    'mkdir -p "${1%/*}" && printf \'%s %s %s\\n\' "$SERVICE_RESULT" "$EXIT_CODE" "$EXIT_STATUS" > "$1.new" '
+    '&& mv -f "$1.new" "$1"'
+)
+
+
+def parse_exit_record(text: str) -> int | None:
+    """The exit status (a shell's: 128+N for signal N) of an EXIT_RECORD line."""
+    fields = text.split()
+    if len(fields) != 3:
+        return None
+    _result, kind, status = fields
+    if kind == "exited" and status.isdigit():
+        return int(status)
+    if kind in ("killed", "dumped"):
+        from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_name
+
+        try:
+            return 128 + signal_number(signal_name(status))
+        except VoltError:
+            return None
+    return None
 
 
 def _bridge(config: dict) -> str | None:

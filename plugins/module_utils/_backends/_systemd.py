@@ -36,6 +36,7 @@ RUNNING_STATES = ("active", "activating", "reloading")
 BUSY_STATES = (*RUNNING_STATES, "deactivating")
 _POLL_SECONDS = 0.1
 BRIDGE = "voltbr0"
+EXIT_DIR = "/run/volt/exit"
 
 
 def nspawn_user(root: str, user: str) -> str:
@@ -63,14 +64,6 @@ def nspawn_user(root: str, user: str) -> str:
     )
 
 
-def _exit_code(unit: dict) -> int | None:
-    """The exit status of the unit's last run as a shell reports it (128+N for signal N)."""
-    code, status = unit.get("ExecMainCode", ""), unit.get("ExecMainStatus", "")
-    if not unit.get("ExecMainExitTimestamp") or unit.get("ExecMainExitTimestamp") == "@0" or not status.isdigit():
-        return None
-    return int(status) if code == "1" else 128 + int(status)  # 1: CLD_EXITED; 2, 3: killed, dumped
-
-
 def _rfc3339(timestamp: str | None) -> str | None:
     """systemctl's '@<seconds>' (--timestamp=unix) as the RFC 3339 UTC time the proot backend reports."""
     if not timestamp or not timestamp.startswith("@") or not timestamp[1:].isdigit() or timestamp == "@0":
@@ -92,6 +85,22 @@ class SystemdBackend(Backend):
     @staticmethod
     def _settings(name: str) -> str:
         return os.path.join(NSPAWN_DIR, validate_name(name) + ".nspawn")
+
+    @staticmethod
+    def _exit_file(name: str) -> str:
+        """Where the unit records how each run ended (see _nspawn_files.EXIT_RECORD)."""
+        return os.path.join(EXIT_DIR, validate_name(name))
+
+    def _last_exit(self, name: str) -> tuple[int | None, str | None]:
+        """(exit status, finish time) of the container's last run since the host booted."""
+        try:
+            with open(self._exit_file(name), encoding="ascii", errors="replace") as handle:
+                text = handle.read(256)
+                finished = os.fstat(handle.fileno()).st_mtime
+        except OSError:
+            return None, None
+        code = _nspawn_files.parse_exit_record(text)
+        return (code, _records.utc_time(finished)) if code is not None else (None, None)
 
     @staticmethod
     def _dropin(name: str) -> str:
@@ -167,7 +176,7 @@ class SystemdBackend(Backend):
         it) before anything is cloned or written, in check mode too."""
         record = {"name": name, "config": config}
         self._launch_record(record, config, root)
-        _nspawn_files.render_dropin(config, self.rootfs(name))
+        _nspawn_files.render_dropin(config, self.rootfs(name), None, self._exit_file(name))
         _nspawn_files.render_nspawn(config, record)
 
     @staticmethod
@@ -228,7 +237,7 @@ class SystemdBackend(Backend):
             _nspawn_files.unit_name(name),
             "--timestamp=unix",
             "--property=ActiveState,SubState,MainPID,ExecMainStartTimestamp,ActiveEnterTimestamp,"
-            "InactiveEnterTimestamp,UnitFileState,ExecMainCode,ExecMainStatus,ExecMainExitTimestamp,NRestarts",
+            "InactiveEnterTimestamp,UnitFileState,NRestarts",
         )
         return dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
 
@@ -269,6 +278,7 @@ class SystemdBackend(Backend):
         addresses = self._addresses(name) if status == "running" and private else []
         ip_address = _nspawn_network.ipv4(addresses)
         rootfs = self.rootfs(name)
+        last_exit = (None, None) if status == "running" else self._last_exit(name)
         config = record.get("config", {})
         return ContainerRecord(
             name=name,
@@ -278,17 +288,17 @@ class SystemdBackend(Backend):
             pid=pid or None,
             rootfs=rootfs,
             os=_rootfs.os_release(rootfs),
-            command=config.get("command") or record.get("entrypoint"),
+            command=(config.get("command") if config.get("boot") else Launch(config).argv) or record.get("entrypoint"),
             created_at=record.get("created_at"),
             started_at=_rfc3339(unit.get("ActiveEnterTimestamp")),
             stopped_at=_rfc3339(unit.get("InactiveEnterTimestamp")) if status == "stopped" else None,
             addresses=addresses,
             ip_address=ip_address,
-            exit_code=_exit_code(unit) if status != "running" else None,
-            finished_at=_rfc3339(unit.get("ExecMainExitTimestamp")) if status != "running" else None,
+            exit_code=last_exit[0],
+            finished_at=last_exit[1],
             restart_count=int(unit["NRestarts"]) if unit.get("NRestarts", "").isdigit() else 0,
             # Ended, and not by a stop of Volt's (a host shutdown leaves no exit status behind).
-            exited=status == "stopped" and _exit_code(unit) is not None and not record.get("stopped_by_volt"),
+            exited=status == "stopped" and last_exit[0] is not None and not record.get("stopped_by_volt"),
         )
 
     def stored_configs(self) -> dict[str, dict]:
@@ -323,7 +333,7 @@ class SystemdBackend(Backend):
         self._launch_record(record, config, self.rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
         with self._host0(name, config, previous, record) as host0:
-            dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0)
+            dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0, self._exit_file(name))
             settings = _nspawn_files.render_nspawn(config, record, self.read_secrets(name))
             unit_changed = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
             self._write_if_changed(self._settings(name), settings, PRIVATE)
@@ -405,11 +415,20 @@ class SystemdBackend(Backend):
             os.rmdir(dropin_dir)
         self._systemctl("daemon-reload")
         self._systemctl("reset-failed", unit, check=False)
+        try:
+            os.unlink(self._exit_file(name))
+        except FileNotFoundError:
+            pass
         _rootfs.remove_aside(self.rootfs(name), name)
 
     def start(self, name: str) -> None:
         unit = _nspawn_files.unit_name(name)
         self._prepare_network(name)
+        self._refresh_settings(name)  # a unit written by an older version runs as this one does
+        try:
+            os.unlink(self._exit_file(name))  # the last run's; this run's end writes a new one
+        except FileNotFoundError:
+            pass
         rc, _out, err = self._systemctl("start", unit, check=False)
         if rc != 0:
             logs = "\n".join(self.logs(name, 20))
@@ -417,7 +436,8 @@ class SystemdBackend(Backend):
         record = self._record(name) or {}
         if not record.get("started") or record.get("stopped_by_volt"):
             fresh = {key: value for key, value in record.items() if key != "stopped_by_volt"}
-            self._write_settings(name, record.get("config", {}), dict(fresh, started=True))
+            if self._write_settings(name, record.get("config", {}), dict(fresh, started=True)):
+                self._systemctl("daemon-reload")
 
     def _prepare_network(self, name: str) -> None:
         """Before a start: give an address to a container that has none yet (made by an older

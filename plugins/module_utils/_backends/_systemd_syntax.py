@@ -16,7 +16,7 @@ Only then does the setting's own parser see the value, and each parser has rules
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
 - .nspawn User= and Hostname=: a user or host name, verbatim (only names of letters, digits, '_', '.', '-' pass).
-- unit ExecStartPost= and ExecStop=: as unit Environment=, and '$' expands variables when the command runs
+- unit ExecStartPost=, ExecStop= and ExecStopPost=: as unit Environment=, and '$' expands variables when the command runs
   ('$$' is '$'); the program, first, must be an absolute path (a leading '-', '@', '+', '!' or
   ':' would be a prefix).
 
@@ -233,6 +233,7 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "ExecStartPre"): _unit_words,
     ("unit", "ExecStartPost"): _unit_command,
     ("unit", "ExecStop"): _unit_command,
+    ("unit", "ExecStopPost"): _unit_command,
     ("nspawn", "User"): _user_name,
     ("nspawn", "Hostname"): _host_name,
 }

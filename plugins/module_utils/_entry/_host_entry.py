@@ -8,11 +8,12 @@ is needed, and it is fast); commands run through the backend's exec_command, as 
 On a remote container host the plugin runs this file over SSH:
 
     python3 -m ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry \\
-        --backend B --data-dir D --name N  exec -- ARGV... | put PATH | fetch PATH
+        --backend B --data-dir D --name N [--user U]  exec -- ARGV... | put PATH | fetch PATH
         --backend B --data-dir D list
 
-`exec` replaces itself with the entry command, so stdin, stdout and stderr flow straight
-through; `put` reads the file from stdin and `fetch` writes it to stdout; `list` prints the
+`exec` replaces itself with the entry command (run as U), so stdin, stdout and stderr flow
+straight through; `put` reads the file from stdin (a new file is U's) and `fetch` writes it to
+stdout; `list` prints the
 host's containers as JSON (for the volt_containers inventory plugin).
 """
 
@@ -84,27 +85,47 @@ def _status(location: Location) -> os.stat_result | None:
         return None
 
 
-def container_rootfs(backend, name: str) -> str:
-    """The root filesystem of container name on this host (it need not be running)."""
+def _record(backend, name: str):
     record = backend.inspect(validate_name(name))
     if record is None:
         raise VoltError(f"container {name} does not exist in {backend.data_dir} (backend {backend.name})")
-    return record.rootfs
+    return record
 
 
-def write_guest_file(rootfs: str, path: str, source) -> None:
+def container_rootfs(backend, name: str) -> str:
+    """The root filesystem of container name on this host (it need not be running)."""
+    return _record(backend, name).rootfs
+
+
+def container_owner(backend, name: str, user: str | None) -> tuple[str, tuple[int, int]]:
+    """(root filesystem, (uid, gid)) of container name for files user puts there: user as
+    exec_command resolves it (None: the container's own user)."""
+    record = _record(backend, name)
+    uid, gid, _home = backend.exec_user(record.rootfs, user, record.config)
+    return record.rootfs, (uid, gid)
+
+
+def write_guest_file(rootfs: str, path: str, source, owner: tuple[int, int] | None = None) -> None:
     """Copy the binary stream source to the container's path: a new file, renamed into place.
 
     The temporary file is made in the directory already open, and renamed within it, so a
-    directory swapped for a symlink meanwhile changes nothing; it keeps an existing file's mode.
+    directory swapped for a symlink meanwhile changes nothing. It keeps an existing file's mode
+    and owner, as writing into it would; a new file is 0644 and owned by owner (uid, gid) when
+    given. A host user other than root cannot give files away: its files stay its own (proot
+    shows them as owned by whoever looks).
     """
     with _located(rootfs, path, for_writing=True) as (location, status):
-        mode = stat.S_IMODE(status.st_mode) if status is not None and stat.S_ISREG(status.st_mode) else 0o644
+        mode, replaced = 0o644, status is not None and stat.S_ISREG(status.st_mode)
+        if replaced:
+            mode, owner = stat.S_IMODE(status.st_mode), (status.st_uid, status.st_gid)
         temporary, fd = _create_temporary(location.dir_fd)
         try:
             with os.fdopen(fd, "wb") as handle:
                 for chunk in iter(lambda: source.read(_CHUNK), b""):
                     handle.write(chunk)
+                if owner is not None:
+                    with contextlib.suppress(PermissionError):
+                        os.fchown(handle.fileno(), *owner)
                 os.fchmod(handle.fileno(), mode)
             os.replace(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
         except BaseException:
@@ -172,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(host_argv[0], host_argv, env)
         if len(operands) != 1:
             raise VoltError(f"{args.action} takes one path, got {operands!r}")
-        rootfs = container_rootfs(backend, name)
         if args.action == "put":
-            write_guest_file(rootfs, operands[0], sys.stdin.buffer)
+            rootfs, owner = container_owner(backend, name, args.user)
+            write_guest_file(rootfs, operands[0], sys.stdin.buffer, owner)
         else:
-            read_guest_file(rootfs, operands[0], sys.stdout.buffer)
+            read_guest_file(container_rootfs(backend, name), operands[0], sys.stdout.buffer)
     except (VoltError, OSError) as exc:
         sys.stderr.write(f"volt: {getattr(exc, 'msg', exc)}\n")
         return ENTRY_FAILED
