@@ -56,7 +56,12 @@ def _entrypoint(value: object) -> list[str]:
     """Like command, but empty ('' or []) is allowed: no entrypoint, not even the image's."""
     if value in ("", []):
         return []
-    return _command(value)
+    try:
+        return _command(value)
+    except VoltError as exc:
+        raise VoltError(
+            "entrypoint" + exc.msg[len("command") :] if exc.msg.startswith("command") else exc.msg
+        ) from None
 
 
 def _user(value: object) -> str:

@@ -104,3 +104,63 @@ def test_the_role_installs_the_same_template_unit():
         assert handle.read() == _nspawn_files.TEMPLATE_UNIT, (
             "regenerate the role's copy from _nspawn_files.TEMPLATE_UNIT"
         )
+
+
+def test_an_image_config_reaches_the_nspawn_settings():
+    config = {
+        "image_config": {
+            "entrypoint": ["/docker-entrypoint.sh"],
+            "cmd": ["nginx", "-g", "daemon off;"],
+            "env": {"PATH": "/usr/sbin:/usr/bin", "A": "image"},
+            "workdir": "/srv",
+            "stop_signal": "SIGQUIT",
+        },
+        "env": {"A": "task"},
+        "hostname": "web1",
+    }
+    lines = _nspawn_files.render_nspawn(config, {"name": "web", "user": "nginx"}).splitlines()
+    assert 'Parameters=/docker-entrypoint.sh nginx -g "daemon off;"' in lines
+    assert [line for line in lines if line.startswith("Environment=")] == [
+        "Environment=A=task",
+        "Environment=CONTAINER_NAME=web",
+        "Environment=PATH=/usr/sbin:/usr/bin",
+    ]
+    assert "WorkingDirectory=/srv" in lines and "User=nginx" in lines and "Hostname=web1" in lines
+
+
+def test_a_booted_container_never_gets_the_image_program_as_init_arguments():
+    config = {"boot": True, "image_config": {"cmd": ["nginx"]}}
+    assert not any(line.startswith("Parameters=") for line in _nspawn_files.render_nspawn(config, {}).splitlines())
+
+
+def test_the_stop_signal_goes_to_the_main_process_and_each_run_end_is_recorded():
+    text = _nspawn_files.render_dropin({"stop_signal": "SIGQUIT"}, "/r/web", None, "/run/volt/exit/web")
+    stop = next(line for line in text.splitlines() if line.startswith("ExecStop="))
+    assert stop.startswith('ExecStop="/bin/sh" "-c" ') and stop.endswith('"volt-stop" "3"')
+    assert "$$MAINPID" in stop  # the shell's $MAINPID, not a systemd specifier or variable
+    post = next(line for line in text.splitlines() if line.startswith("ExecStopPost="))
+    assert post.endswith('"volt-exit" "/run/volt/exit/web"')
+    assert "ExecStop=" not in _nspawn_files.render_dropin({}, "/r/web")  # SIGTERM: the unit's own
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("success exited 0\n", 0),
+        ("exit-code exited 3\n", 3),
+        ("signal killed TERM\n", 143),
+        ("core-dump dumped SEGV\n", 139),
+        ("garbage\n", None),
+        ("signal killed NOPE\n", None),
+    ],
+)
+def test_exit_records_read_as_a_shell_would_report(line, code):
+    assert _nspawn_files.parse_exit_record(line) == code
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_the_exit_record_script_writes_what_parse_reads(tmp_path):
+    target = str(tmp_path / "exit" / "web")
+    env = {"SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": "3", "PATH": "/usr/bin:/bin"}
+    subprocess.run(["/bin/sh", "-c", _nspawn_files.EXIT_RECORD, "volt-exit", target], env=env, check=True)
+    assert _nspawn_files.parse_exit_record(open(target).read()) == 3

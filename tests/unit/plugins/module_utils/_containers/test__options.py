@@ -164,3 +164,51 @@ def test_unenforced_options_are_still_validated(args, message):
     """proot ignores memory and cpus with a warning, but a bad value is an error there too."""
     with pytest.raises(VoltError, match=message):
         desired(backend="proot", **args)
+
+
+def test_ports_take_dockers_spellings():
+    config = desired(ports=["8080:80/tcp", "53:53/udp", "53:53", "9000/udp", 7])[0]
+    assert config["ports"] == ["8080:80", "53:53/udp", "53:53", "9000:9000/udp", "7:7"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("127.0.0.1:8080:80", "publishing on one host address is not supported"),
+        ("8080-8090:80-90", "port ranges are not supported"),
+        ("80/sctp", "protocol 'sctp' is not supported"),
+        ("80:80/udp/tcp", "protocol 'udp/tcp' is not supported"),
+    ],
+)
+def test_docker_spellings_no_backend_can_do_are_refused_saying_why(bad, message):
+    with pytest.raises(VoltError, match=message) as info:
+        desired(ports=[bad])
+    assert repr(bad) in info.value.msg
+
+
+def test_the_same_host_port_twice_is_refused_per_protocol():
+    with pytest.raises(VoltError, match="both publish host port 53/udp"):
+        desired(ports=["53/udp", "53:5353/udp"])
+
+
+@pytest.mark.parametrize(
+    ("option", "good", "bad"),
+    [
+        ("user", ["redis", "100", "100:101", "www-data:adm"], ["a b", ":5", "x:", "-x", True]),
+        ("stop_signal", ["SIGQUIT", "quit", 3], ["SIGNOPE", 0]),
+        ("hostname", ["web", "web-1.example.org"], ["-web", "a_b", "x" * 65, "web."]),
+        ("entrypoint", ["/bin/sh -c", [], ""], [["-x"]]),
+    ],
+)
+def test_new_options_are_checked(option, good, bad):
+    for value in good:
+        desired(**{option: value})
+    for value in bad:
+        with pytest.raises(VoltError, match=option.split("_")[0]):
+            desired(**{option: value})
+
+
+def test_start_grace_period_is_a_run_setting_not_stored():
+    spec = _options.argument_spec()["start_grace_period"]
+    assert spec == {"type": "float", "default": 1.0}
+    assert "start_grace_period" not in desired(start_grace_period=5.0)[0]

@@ -136,3 +136,34 @@ def test_no_descriptor_is_left_open(root, root_fd):
         except GuestPathError:
             pass
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_mount_points_are_made_with_sensible_modes_inside_the_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "srv").mkdir(parents=True)
+    outside.mkdir()
+    (root / "data").symlink_to("/srv")  # the guest's own symlink: resolved in the root
+    (root / "escape").symlink_to(str(outside))  # a symlink to a host path: a dangling one in the root
+    _guest_path.make_mount_point(str(root), "/deep/new/dir")
+    _guest_path.make_mount_point(str(root), "/etc/app.conf", directory=False)
+    _guest_path.make_mount_point(str(root), "/data/inside")
+    assert [oct(os.stat(root / p).st_mode & 0o7777) for p in ("deep", "deep/new", "deep/new/dir")] == ["0o755"] * 3
+    assert os.path.isfile(root / "etc" / "app.conf") and os.stat(root / "etc" / "app.conf").st_mode & 0o777 == 0o644
+    assert os.path.isdir(root / "srv" / "inside")
+    with pytest.raises(OSError):
+        _guest_path.make_mount_point(str(root), "/escape/inside")
+    assert os.listdir(outside) == []  # never the host's directory
+
+
+def test_guest_files_are_written_inside_the_root_and_only_replaced_when_asked(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "etc").mkdir(parents=True)
+    outside.write_text("host\n")
+    (root / "etc" / "hosts").symlink_to(str(outside))  # points out of the root
+    assert _guest_path.write_file(str(root), "/etc/resolv.conf", "nameserver 10.0.0.1\n", replace=False)
+    assert not _guest_path.write_file(str(root), "/etc/resolv.conf", "other\n", replace=False)
+    assert (root / "etc" / "resolv.conf").read_text() == "nameserver 10.0.0.1\n"
+    assert _guest_path.write_file(str(root), "/etc/resolv.conf", "other\n", replace=True)
+    assert (root / "etc" / "resolv.conf").read_text() == "other\n"
+    _guest_path.write_file(str(root), "/etc/hosts", "guest\n", replace=True)
+    assert outside.read_text() == "host\n"  # the host's file was not touched

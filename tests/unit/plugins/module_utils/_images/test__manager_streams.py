@@ -15,7 +15,9 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_st
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._manager import (
     _Budget,
     _TarStream,
+    image_diff,
     parse_size,
+    tree_signature,
 )
 
 
@@ -115,3 +117,24 @@ def test_blob_paths_refuse_digests_that_are_paths(tmp_path):
     for bad in ("sha256:../../x", "sha256:/etc/passwd"):
         with pytest.raises(VoltError, match="is not a digest"):
             store.blob(bad)
+
+
+def test_a_tree_signature_changes_with_the_tree(tmp_path):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "a").write_text("1")
+    first = tree_signature(str(tmp_path))
+    assert tree_signature(str(tmp_path)) == first
+    (tmp_path / "etc" / "a").write_text("22")
+    second = tree_signature(str(tmp_path))
+    assert second != first
+    (tmp_path / "etc" / "b").write_text("")
+    assert tree_signature(str(tmp_path)) != second
+
+
+def test_the_image_diff_shows_source_and_digest():
+    before = {"source": "tarball", "path": "/srv/a.tar", "digest": "sha256:" + "a" * 64, "size": 1, "created": "x"}
+    after = dict(before, digest="sha256:" + "b" * 64)
+    diff = image_diff(before, after)
+    assert diff["before"] == {"state": "present", "source": "tarball", "path": "/srv/a.tar", "digest": before["digest"]}
+    assert diff["after"]["digest"] == after["digest"]
+    assert image_diff(None, None) == {"before": {"state": "absent"}, "after": {"state": "absent"}}

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci import Reference, _choose, parse_platform
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._oci import (
+    Reference,
+    _choose,
+    _Failure,
+    parse_platform,
+)
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -46,3 +51,10 @@ def test_platform_choice():
     assert parse_platform("linux/arm/v7") == ("linux", "arm", "v7")
     with pytest.raises(VoltError, match="platform 'amd64'"):
         parse_platform("amd64")
+
+
+def test_tls_against_a_plain_http_registry_hints_at_validate_certs():
+    error = _Failure("https://127.0.0.1:5000/v2/", OSError("[SSL: WRONG_VERSION_NUMBER] wrong version number"))
+    assert "validate_certs: false" in error.volt_error("GET").msg
+    other = _Failure("https://127.0.0.1:5000/v2/", OSError("Connection refused"))
+    assert "validate_certs" not in other.volt_error("GET").msg

@@ -64,3 +64,28 @@ def test_tree_finds_orphans_by_session(tmp_path):
     assert len(orphans) == 1
     assert _trees.terminate_tree(pid, started, session, 2) == "terminated"
     assert not _trees.is_alive(orphans[0], None)
+
+
+def test_a_watched_daemon_leaves_its_exit_status_behind(tmp_path):
+    exit_file = tmp_path / "exit"
+    log = tmp_path / "log"
+    pid = _trees.daemonize(["/bin/sh", "-c", "sleep 0.3; exit 7"], {}, str(log), watch=("/bin/sh", str(exit_file)))
+    assert _trees.cmdline(pid)[:2] in (["/bin/sh", "-c"], ["sh", "-c"])  # the daemon's own pid, not the watcher's
+    assert wait_for(lambda: exit_file.exists() and exit_file.read_text() == "7\n", timeout=10)
+    killed = _trees.daemonize(["/bin/sleep", "30"], {}, str(log), watch=("/bin/sh", str(exit_file)))
+    started = _trees.start_time(killed)
+    assert not exit_file.exists() or exit_file.read_text() == "7\n"
+    _trees.terminate_tree(killed, started, None, 2)
+    assert wait_for(lambda: exit_file.read_text() == "143\n", timeout=10)  # 128 + SIGTERM
+
+
+def test_the_first_signal_goes_to_one_process_and_is_waited_for(tmp_path):
+    log = tmp_path / "log"
+    script = (
+        "trap 'echo got QUIT; exit 0' QUIT; trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done"
+    )
+    pid = _trees.daemonize(["/bin/sh", "-c", script], {"PATH": "/bin:/usr/bin"}, str(log))
+    assert wait_for(lambda: "ready" in log.read_text())
+    ident = (pid, _trees.start_time(pid))
+    outcome = _trees.end_group(lambda: ({ident}, set()), 5, first=(ident, 3))
+    assert outcome == "terminated" and "got QUIT" in log.read_text() and "got TERM" not in log.read_text()
