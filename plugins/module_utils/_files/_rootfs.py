@@ -219,6 +219,8 @@ def resolve_user(root: str, user: str) -> tuple[int, int, str]:
         if fields[0] == uid_text or (uid_text.isdigit() and fields[2] == uid_text):
             found = int(fields[2]), int(fields[3]), fields[5] or "/"
             break
+    if found is None and uid_text == "root":
+        found = 0, 0, "/root"  # uid 0 is root, with or without a passwd file
     if found is None and not uid_text.isdigit():
         raise VoltError(
             f"user {user!r}: {uid_text!r} is not in the container's /etc/passwd; give a numeric uid", user=user

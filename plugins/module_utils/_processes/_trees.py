@@ -281,9 +281,12 @@ def wait_exec(pid: int, program: str, timeout: float = 5.0) -> None:
     exec is only recognisable by its command line once the exec is done."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        argv = cmdline(pid)
-        if argv is None or argv[0] == program or start_time(pid) is None:
+        argv = cmdline(pid)  # None also for a moment during the exec itself
+        if argv and argv[0] == program:
             return
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X", "x"):
+            return  # gone: the caller finds out
         time.sleep(_POLL_SECONDS / 4)
 
 

@@ -119,3 +119,36 @@ def test_absent_is_refused_while_a_container_uses_the_image(target):
     removed = target.volt("volt_image", name="used", state="absent", force=True)
     assert removed["changed"] is True and not os.path.exists(f"{target.data_dir}/images/used")
     assert target.volt("volt_image", name="used", state="absent")["changed"] is False
+
+
+def test_a_directory_image_follows_its_source_and_diffs_show_it(target, tmp_path):
+    source = tmp_path / "tree"
+    os.makedirs(source / "etc")
+    (source / "etc" / "version").write_text("1\n")
+    first = sequence(target, name="followed", path=str(source))
+    assert first["diff"]["before"] == {"state": "absent"}
+    assert first["diff"]["after"]["source"] == "directory" and first["diff"]["after"]["tree"].startswith("sha256:")
+    (source / "etc" / "version").write_text("22\n")  # the source changed: present copies it again
+    predicted = target.volt("volt_image", check=True, diff=True, name="followed", path=str(source))
+    assert predicted["changed"] is True and predicted["actions"] == ["copy"]
+    assert predicted["diff"]["before"]["tree"] != predicted["diff"]["after"]["tree"]
+    changed = target.volt("volt_image", name="followed", path=str(source))
+    assert changed["changed"] is True
+    assert open(os.path.join(changed["image"]["path"], "etc", "version")).read() == "22\n"
+    assert target.volt("volt_image", name="followed", path=str(source))["changed"] is False
+
+
+def test_a_container_tree_becomes_an_image(target):
+    """The builder pattern: change a container, take its tree as an image, run the image."""
+    target.volt(name="builder", image="busybox", command=["sleep", "1000"])
+    made = target.volt("volt_exec", name="builder", argv=["sh", "-c", "echo built > /etc/built-by-builder"])
+    assert made["rc"] == 0
+    image = sequence(target, name="built", container="builder")["image"]
+    assert image["source"] == "container" and image["container"] == "builder"
+    assert open(os.path.join(image["path"], "etc", "built-by-builder")).read() == "built\n"
+    target.volt("volt_exec", name="builder", argv=["sh", "-c", "echo again >> /etc/built-by-builder"])
+    assert target.volt("volt_image", name="built", container="builder")["changed"] is True  # its tree changed
+    runs = target.volt(name="fromimage", image="built", command=["sleep", "1000"])
+    assert runs["container"]["status"] == "running"
+    missing = target.volt("volt_image", name="nothing", container="nosuch")
+    assert missing.get("failed") and "container nosuch does not exist in" in missing["msg"]
