@@ -16,9 +16,9 @@ Only then does the setting's own parser see the value, and each parser has rules
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
 - .nspawn User= and Hostname=: a user or host name, verbatim (only names of letters, digits, '_', '.', '-' pass).
-- unit ExecStartPost=, ExecStop= and ExecStopPost=: as unit Environment=, and '$' expands variables when the command runs
-  ('$$' is '$'); the program, first, must be an absolute path (a leading '-', '@', '+', '!' or
-  ':' would be a prefix).
+- unit ExecStartPost=, ExecStop= and ExecStopPost=: as unit Environment=, and '$' expands
+  variables when the command runs ('$$' is '$'); the program, first, must be an absolute path
+  (a leading '-', '@', '+', '!' or ':' would be a prefix).
 
 A value these rules cannot carry exactly (a control character, a trailing space where systemd
 strips it, a trailing backslash where nothing can escape it) is refused with a VoltError naming

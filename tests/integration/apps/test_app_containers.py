@@ -122,7 +122,7 @@ def test_key_value_server_runs_as_its_user_in_its_workdir_with_data_on_a_volume(
     try:
         converge(**args)
         probe = (
-            "python3 -c 'import socket,sys; s=socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), 2);"
+            'python3 -c \'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1])), 2);'
             ' s.sendall(b"PING\\r\\n"); print(s.recv(16).decode().strip())\''
             f" {port(target, 'kv')} 2>/dev/null || true"
         )
