@@ -349,10 +349,10 @@ path-exclude=/usr/share/locale/*
 
 
 _HOSTS = """\
-127.0.0.1	localhost
-::1		localhost ip6-localhost ip6-loopback
-ff02::1		ip6-allnodes
-ff02::2		ip6-allrouters
+127.0.0.1    localhost
+::1        localhost ip6-localhost ip6-loopback
+ff02::1        ip6-allnodes
+ff02::2        ip6-allrouters
 """
 
 
@@ -533,9 +533,9 @@ set -eu
 port=${WEB_PORT:-8080}
 case $port in
 '' | *[!0-9]*)
-	echo "docker-entrypoint.sh: WEB_PORT must be a port number, not '$port'" >&2
-	exit 64
-	;;
+    echo "docker-entrypoint.sh: WEB_PORT must be a port number, not '$port'" >&2
+    exit 64
+    ;;
 esac
 listen=$port
 if [ -n "${WEB_ADDR:-}" ]; then listen="$WEB_ADDR:$port"; fi
