@@ -2,7 +2,7 @@
 entrypoint script, CMD, a stop signal and a port; a key-value server as its own USER in a WORKDIR
 with its data on a volume; a Python application with ENV; and an image that fails at once.
 
-Each runs on proot (5.4.0, on this machine; the Python application on Debian's 5.1.0 too) and on
+Each runs on proot (5.4.0 and Debian's 5.1.0, on this machine) and on
 the fleet host with systemd as PID 1 (sys1, pulling through the SSH tunnel of fleet_registry),
 answers on its port from the host, survives a re-run with changed=false (the converge sequence),
 and stops gracefully on its own stop signal.
@@ -20,10 +20,10 @@ from ...polling import wait_for
 from ..conftest import prepared_target
 from . import app_images
 
-# (target, the apps it runs): Debian's proot 5.1.0 runs the one that needs no port mapping.
+# (target, app): none of them needs proot's port mapping, so Debian's 5.1.0 runs them all too.
 CASES = [
     *[("proot-5.4.0", app) for app in ("web", "kv", "pyapp", "fail")],
-    ("proot-5.1.0", "pyapp"),
+    *[("proot-5.1.0", app) for app in ("web", "kv", "pyapp", "fail")],
     *[("systemd", app) for app in ("web", "kv", "pyapp", "fail")],
 ]
 # On this machine proot containers share its network: ports no other test uses.
