@@ -53,6 +53,20 @@ def make_image(data_dir: str) -> None:
         os.symlink("busybox", os.path.join(image, applet))
 
 
+def scratch(prefix: str) -> tuple[str, str, dict]:
+    """(work dir, data dir with the busybox image, environment running this checkout's collection)."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    data_dir = os.path.join(workdir, "volt")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, "build", "collections"),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    make_image(data_dir)
+    return workdir, data_dir, env
+
+
 def playbook(workdir: str, name: str, body: str) -> str:
     path = os.path.join(workdir, name + ".yml")
     with open(path, "w") as handle:
@@ -77,15 +91,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="volt-bench-")
-    data_dir = os.path.join(workdir, "volt")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, "build", "collections"),
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    make_image(data_dir)
+    workdir, data_dir, env = scratch("volt-bench-")
     volt = playbook(workdir, "volt", VOLT_TASK.format(items=args.items, data_dir=data_dir))
     ping = playbook(workdir, "ping", PING_TASK.format(items=args.items))
     empty = playbook(workdir, "empty", "    []\n")

@@ -16,11 +16,10 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # The same scratch image, play template and runner as the no-op benchmark.
-from noop_loop import PLAY, TOP, make_image, run
+from noop_loop import PLAY, run, scratch
 
 START_TASK = """    - name: Start the containers
       armoredgate.volt.volt_container:
@@ -58,15 +57,7 @@ def main() -> int:
     parser.add_argument("--proot", default=default_proot())
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="volt-bench-grace-")
-    data_dir = os.path.join(workdir, "volt")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, "build", "collections"),
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    make_image(data_dir)
+    workdir, data_dir, env = scratch("volt-bench-grace-")
     fields = {"items": args.items, "data_dir": data_dir, "proot": args.proot}
     plays = {}
     for grace in GRACES:

@@ -188,18 +188,7 @@ def update_resolv_conf(rootfs: str, text: str) -> bool:
         current = _own_file(location)
         if current == text or (current is not None and not current.startswith(RESOLV_MARK)):
             return False
-        temporary = f".volt-resolv-{os.urandom(6).hex()}"
-        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temporary, flags, 0o644, dir_fd=location.dir_fd)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                os.fchmod(handle.fileno(), 0o644)
-            os.replace(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=location.dir_fd)
-            raise
+        _guest_path.replace_file(location, text)
     return True
 
 

@@ -266,6 +266,25 @@ def make_mount_point(root: str, path: str, directory: bool = True) -> None:
         os.close(root_fd)
 
 
+def replace_file(location: Location, content: str) -> None:
+    """Put a new regular file (0644) with content at location's name, atomically: written beside
+    it under a random name in the same open directory, then renamed over it."""
+    temporary = f".volt-new-{os.urandom(6).hex()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o644, dir_fd=location.dir_fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            os.fchmod(handle.fileno(), 0o644)
+        os.replace(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
+    except BaseException:
+        try:
+            os.unlink(temporary, dir_fd=location.dir_fd)
+        except OSError:
+            pass
+        raise
+
+
 def write_file(root: str, path: str, content: str, replace: bool) -> bool:
     """Write the guest's file `path` inside root (mode 0644), its directory already there:
     created when missing, or replaced when `replace`. A name that resolves to anything but a
@@ -281,19 +300,7 @@ def write_file(root: str, path: str, content: str, replace: bool) -> bool:
                 mode = None
             if mode is not None and (not replace or not stat.S_ISREG(mode)):
                 return False
-            temporary = f".{location.name}.volt-{os.getpid()}"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(temporary, flags, 0o644, dir_fd=location.dir_fd)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(content)
-                os.rename(temporary, location.name, src_dir_fd=location.dir_fd, dst_dir_fd=location.dir_fd)
-            except BaseException:
-                try:
-                    os.unlink(temporary, dir_fd=location.dir_fd)
-                except OSError:
-                    pass
-                raise
+            replace_file(location, content)
             return True
     except OSError:
         return False  # the guest's tree is the guest's: a path that does not resolve is not ours to fix
