@@ -108,7 +108,9 @@ def test_creates_and_removes_decide_in_check_mode_too(running):
 
 def test_clear_failures(target):
     missing = target.volt("volt_exec", name="ghost", cmd="true")
-    assert missing["failed"] and missing["msg"] == "container ghost does not exist"
+    assert missing["failed"] and missing["msg"] == (
+        f"container ghost does not exist in {target.data_dir} (backend {target.backend})"
+    )
     bad = target.volt("volt_exec", name="../etc", cmd="true")
     assert bad["failed"] and "'../etc'" in bad["msg"]
     target.volt(name="cold", image="busybox", command=SLEEPER, state="present")

@@ -103,6 +103,7 @@ def test_tricky_values_arrive_exactly_and_add_no_setting(target, converge):
         "TimeoutStopSec",
         "KillMode",
         "ExecStartPost",
+        "ExecStopPost",
     ]
     # nspawn (root) reads private files; env values may be secrets.
     modes = target.sh(
