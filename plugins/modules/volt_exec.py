@@ -64,8 +64,10 @@ options:
     default: {}
   user:
     description:
-      - User to run as, a name from the container's C(/etc/passwd), or C(uid) or C(uid:gid).
-        Defaults to root.
+      - User to run as, C(USER) or C(USER:GROUP), each a name of the container's C(/etc/passwd)
+        and C(/etc/group) or a numeric id.
+      - Defaults to the container's own user, as C(docker exec) does - its
+        O(armoredgate.volt.volt_container#module:user), else its image's C(User), else root.
       - With proot the identity is emulated (the processes belong to the host user running proot).
     type: str
   stdin:
