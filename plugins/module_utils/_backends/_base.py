@@ -336,8 +336,9 @@ class Backend(ABC):
         if record is not None and record.running and record.restart_count:
             how = f"was restarted {record.restart_count} time(s) by its restart policy (last exit code {code})"
         tail = "\n".join(lines) if lines else "(no output)"
+        when = f"within {grace:g} s of its start" if grace else "as it started"
         return VoltError(
-            f"container {name} {how} within {grace:g} s of its start, so it is not running. "
+            f"container {name} {how} {when}, so it is not running. "
             f"The last lines of its output:\n{tail}",
             rc=code,
             log=lines,

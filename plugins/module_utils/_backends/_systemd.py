@@ -431,6 +431,9 @@ class SystemdBackend(Backend):
             pass
         rc, _out, err = self._systemctl("start", unit, check=False)
         if rc != 0:
+            if self._last_exit(name)[0] is not None:
+                # The payload itself ended before nspawn reported the container up.
+                raise self._start_failure(name, 0)
             logs = "\n".join(self.logs(name, 20))
             raise VoltError(f"starting {unit} failed: {err.strip()}\n{logs}", rc=rc, stderr=err)
         record = self._record(name) or {}

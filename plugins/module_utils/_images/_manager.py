@@ -263,6 +263,8 @@ class ImageManager:
             return False
         if wanted.get("digest") is None and wanted["source"] == "tarball":
             return current.get("url") == wanted.get("url")  # unpinned URL: fetched once
+        if (current.get("include") or []) != (wanted.get("include") or []):
+            return False  # extra packages, left out when there are none, on either side
         return all(current.get(key) == value for key, value in wanted.items())
 
     # -- run -----------------------------------------------------------------------------------
