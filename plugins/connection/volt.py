@@ -113,6 +113,10 @@ notes:
   - The container must be running for commands; files can be copied to and from a stopped one.
   - Each inventory host is one container. Name it as you like and set C(ansible_host) to the
     container's name, so the same container name can exist on several hosts.
+  - Commands start in the container's working directory when it sets one (its
+    O(armoredgate.volt.volt_container#module:workdir) option or its image's C(WorkingDir)), as
+    with C(docker exec); else in the home directory of the user they run as, as over SSH, so
+    relative paths in tasks are taken from there.
   - B(Become.) The connection switches to C(become_user) itself for the become methods
     C(ansible.builtin.sudo) (the default), C(ansible.builtin.su), C(community.general.doas) and
     C(community.general.sudosu), on both backends - the way C(remote_user) is reached - instead of
@@ -133,7 +137,7 @@ notes:
     container's own C(sudo) cannot work under proot (it finds itself owned by the user
     calling it), whatever the become method.
   - B(systemd) - O(remote_user) and C(become_user) are real identities in the container,
-    entered with C(nsenter --setuid --setgid): the user and its primary group, without
+    entered with C(nsenter --setuid --setgid) - the user and its primary group, without
     supplementary groups.
 """
 

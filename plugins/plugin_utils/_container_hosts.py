@@ -89,9 +89,11 @@ class LocalHost:
         return [record.to_result() for record in _volt(self._backend.list)]
 
     def exec(self, name: str, argv: list[str], *, user: str | None, in_data: bytes | None) -> tuple[int, bytes, bytes]:
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import start_directory
         from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
 
-        host_argv, env = _volt(self._backend.exec_command, name, argv, user=user)
+        cwd = _volt(start_directory, self._backend, name, user)
+        host_argv, env = _volt(self._backend.exec_command, name, argv, cwd=cwd, user=user)
         rc, out, err, _timed_out = _volt(Runner().execute, host_argv, env, in_data)
         return rc, out, err
 
@@ -142,6 +144,7 @@ class SshHost:
         *operands: str,
         name: str | None = None,
         user: str | None = None,
+        size: int | None = None,
         in_data: bytes | None = None,
     ) -> tuple[int, bytes, bytes]:
         """Run the entry for action on the host (copying its code there first if missing)."""
@@ -156,6 +159,8 @@ class SshHost:
                 argv += [flag, self._backend_options[option]]
         if user:
             argv += ["--user", user]
+        if size is not None:
+            argv += ["--size", str(size)]
         command = shlex.join([*argv, action, "--", *operands])
         rc, out, err = self._ssh.exec_command(command, in_data=in_data, sudoable=False)
         if rc == _MISSING and b"volt: entry code missing" in err:
@@ -181,7 +186,10 @@ class SshHost:
         return self._entry("exec", *argv, name=name, user=user, in_data=in_data)
 
     def put(self, name: str, path: str, source, *, user: str | None) -> None:
-        rc, out, err = self._entry("put", path, name=name, user=user, in_data=source.read())
+        # With its size: the ssh connection gives a command without data a terminal as stdin,
+        # which never ends, so an empty file would never be written.
+        data = source.read()
+        rc, out, err = self._entry("put", path, name=name, user=user, size=len(data), in_data=data or None)
         if rc != 0:
             raise AnsibleError(f"volt: failed to put {path}: {to_native(err or out)}")
 

@@ -338,8 +338,7 @@ class Backend(ABC):
         tail = "\n".join(lines) if lines else "(no output)"
         when = f"within {grace:g} s of its start" if grace else "as it started"
         return VoltError(
-            f"container {name} {how} {when}, so it is not running. "
-            f"The last lines of its output:\n{tail}",
+            f"container {name} {how} {when}, so it is not running. The last lines of its output:\n{tail}",
             rc=code,
             log=lines,
         )

@@ -8,13 +8,14 @@ is needed, and it is fast); commands run through the backend's exec_command, as 
 On a remote container host the plugin runs this file over SSH:
 
     python3 -m ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry \\
-        --backend B --data-dir D --name N [--user U]  exec -- ARGV... | put PATH | fetch PATH
+        --backend B --data-dir D --name N [--user U]  exec -- ARGV... | fetch PATH
+        --backend B --data-dir D --name N [--user U] --size S  put PATH
         --backend B --data-dir D list
 
-`exec` replaces itself with the entry command (run as U), so stdin, stdout and stderr flow
-straight through; `put` reads the file from stdin (a new file is U's) and `fetch` writes it to
-stdout; `list` prints the
-host's containers as JSON (for the volt_containers inventory plugin).
+`exec` replaces itself with the entry command (run as U, in start_directory), so stdin,
+stdout and stderr flow straight through; `put` reads the file's S bytes from stdin (a new file
+is U's) and `fetch` writes it to stdout; `list` prints the host's containers as JSON (for the
+volt_containers inventory plugin).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 from typing import Iterator
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
-from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path
+from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._files._guest_path import GuestPathError, Location
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
@@ -97,6 +98,20 @@ def container_rootfs(backend, name: str) -> str:
     return _record(backend, name).rootfs
 
 
+def start_directory(backend, name: str, user: str | None) -> str | None:
+    """Where a command of the connection starts: the container's working directory when it sets
+    one (its workdir option, else its image's WorkingDir), as docker exec does; else the home
+    directory of the user it runs as when that is a directory in the container, as over SSH;
+    else None (the backend's default, /)."""
+    record = _record(backend, name)
+    image = record.config.get("image_config") or {}
+    if record.config.get("workdir") or image.get("workdir"):
+        return None
+    _uid, _gid, home = backend.exec_user(record.rootfs, user, record.config)
+    resolved = _rootfs.resolve_in_root(record.rootfs, home)
+    return home if resolved is not None and os.path.isdir(resolved) else None
+
+
 def container_owner(backend, name: str, user: str | None) -> tuple[str, tuple[int, int]]:
     """(root filesystem, (uid, gid)) of container name for files user puts there: user as
     exec_command resolves it (None: the container's own user)."""
@@ -145,6 +160,23 @@ def _create_temporary(dir_fd: int) -> tuple[str, int]:
     raise VoltError("no unused temporary file name in the container's directory")
 
 
+class Exactly:
+    """The first size bytes of a binary stream, as a stream: fewer is an error (the transfer
+    broke), and nothing is read past them (an SSH stdin that is a terminal never ends)."""
+
+    def __init__(self, stream, size: int) -> None:
+        self._stream, self._size, self._left = stream, size, size
+
+    def read(self, limit: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        chunk = self._stream.read(min(limit, self._left))
+        if not chunk:
+            raise VoltError(f"the file's data ended after {self._size - self._left} of {self._size} bytes")
+        self._left -= len(chunk)
+        return chunk
+
+
 def read_guest_file(rootfs: str, path: str, sink) -> None:
     """Copy the container's regular file at path to the binary stream sink."""
     with _located(rootfs, path, for_writing=False) as (location, _status):
@@ -175,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proot-path")
     parser.add_argument("--name")
     parser.add_argument("--user")
+    parser.add_argument("--size", type=int, help="put: the file's size in bytes (its data on stdin)")
     parser.add_argument("action", choices=["exec", "put", "fetch", "list"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -188,14 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         name = validate_name(args.name or "")
         operands = args.args[1:] if args.args[:1] == ["--"] else args.args
         if args.action == "exec":
-            host_argv, env = backend.exec_command(name, operands, user=args.user)
+            cwd = start_directory(backend, name, args.user)
+            host_argv, env = backend.exec_command(name, operands, cwd=cwd, user=args.user)
             sys.stdout.flush()
             os.execve(host_argv[0], host_argv, env)
         if len(operands) != 1:
             raise VoltError(f"{args.action} takes one path, got {operands!r}")
         if args.action == "put":
             rootfs, owner = container_owner(backend, name, args.user)
-            write_guest_file(rootfs, operands[0], sys.stdin.buffer, owner)
+            source = sys.stdin.buffer if args.size is None else Exactly(sys.stdin.buffer, args.size)
+            write_guest_file(rootfs, operands[0], source, owner)
         else:
             read_guest_file(container_rootfs(backend, name), operands[0], sys.stdout.buffer)
     except (VoltError, OSError) as exc:

@@ -54,6 +54,12 @@ def run(argv, **kwargs):
 
 
 class Topology:
+    """One topology's container (named container, made from image), and the container as an
+    inventory host."""
+
+    container = CONTAINER
+    image = "debian"
+
     def __init__(self, ident, fleet, tmp_path):
         self.ident = ident
         self.host, self.backend, data_dir = TOPOLOGIES[ident]
@@ -76,11 +82,16 @@ class Topology:
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
+    def customize_image(self, tree: str) -> None:
+        """Change the image's tree (seen from this machine) before it goes into the store."""
+
     def prepare(self):
-        image = self.host_path(os.path.join(self.data_dir, "images", "debian"))
+        image = self.host_path(os.path.join(self.data_dir, "images", self.image))
         if not os.path.isdir(image):
             os.makedirs(os.path.dirname(image), exist_ok=True)
+            subprocess.run(["rm", "-rf", image + ".tmp"], check=True)
             subprocess.run(["cp", "-a", "--reflink=auto", debian_tree(), image + ".tmp"], check=True)
+            self.customize_image(image + ".tmp")
             if self.host == "termux1":  # the app user owns its data dir
                 subprocess.run(["chown", "-R", "10100:10100", self.host_path(TERMUX_HOME + "/.local")], check=True)
             os.rename(image + ".tmp", image)
@@ -90,27 +101,29 @@ class Topology:
             subprocess.run([*ssh, install], check=True, capture_output=True)
         self.host_module(
             "volt_container",
-            name=CONTAINER,
-            image="debian",
+            name=self.container,
+            image=self.image,
             command="sleep 1000000",
             backend=self.backend,
             data_dir=self.data_dir,
         )
 
     def cleanup(self):
-        self.host_module("volt_container", name=CONTAINER, state="absent", backend=self.backend, data_dir=self.data_dir)
+        self.host_module(
+            "volt_container", name=self.container, state="absent", backend=self.backend, data_dir=self.data_dir
+        )
 
     def rootfs_path(self, path: str) -> str:
-        rootfs = os.path.join(self.data_dir, "containers", CONTAINER)
+        rootfs = os.path.join(self.data_dir, "containers", self.container)
         if self.backend == "proot":
             rootfs = os.path.join(rootfs, "rootfs")
         return self.host_path(rootfs + path)
 
     # -- the container as an inventory host ----------------------------------------------------
-    def inventory(self) -> str:
+    def inventory(self, **host_vars) -> str:
         host = {
             "ansible_connection": "armoredgate.volt.volt",
-            "ansible_host": CONTAINER,
+            "ansible_host": self.container,
             "ansible_volt_backend": self.backend,
             "ansible_volt_data_dir": self.data_dir,
             "ansible_python_interpreter": "/usr/bin/python3",
@@ -126,8 +139,10 @@ class Topology:
             }
             if self.host == "termux1":
                 host["ansible_volt_host_python"] = TERMUX_PYTHON
+        host.update(host_vars)
         path = self.tmp_path / "inventory.yml"
-        path.write_text(yaml.safe_dump({"all": {"vars": variables, "hosts": {f"{CONTAINER}-{self.ident}": host}}}))
+        hosts = {f"{self.container}-{self.ident}": host}
+        path.write_text(yaml.safe_dump({"all": {"vars": variables, "hosts": hosts}}, allow_unicode=True))
         return str(path)
 
 
