@@ -14,9 +14,9 @@ description:
     Android, Linux without systemd) or with systemd-nspawn.
   - Idempotent. The options you give are compared with the container's, and RV(drifted) names
     those that differed. Most drifted options recreate the container (removed and created
-    again). O(memory), O(cpus) and O(restart_policy) are applied in place (the unit's settings
-    rewritten, a running container restarted); O(enabled) and O(stop_timeout) in place without a
-    restart. Options you leave out are not compared.
+    again). O(memory), O(cpus), O(restart_policy), O(restart_retries), O(log_max_size) and
+    O(log_max_files) are applied in place (the settings rewritten, a running container
+    restarted); O(enabled) and O(stop_timeout) in place without a restart. Options you leave out are not compared.
   - An image pulled from a registry runs as its author meant, by Docker's rules. Its C(Entrypoint)
     and C(Cmd), C(Env), C(WorkingDir), C(User) and C(StopSignal) are kept with the image (see
     RV(armoredgate.volt.volt_image#module:image.config)) and used unless O(entrypoint),
@@ -189,12 +189,49 @@ options:
     type: float
   restart_policy:
     description:
-      - When systemd restarts the container's unit after it exits (the unit's C(Restart=)).
+      - When the container is started again after its main process exits, as Docker's restart
+        policies.
+      - V(no) - never. V(on-failure) - when it exits with a non-zero code or is killed by a
+        signal. V(always) - whatever its exit code. V(unless-stopped) - as V(always), and in
+        addition a container stopped by this module (O(state=stopped)) is not started at boot
+        even when O(enabled=true).
+      - Restarts back off, as Docker's do. proot - its supervisor waits 0.1 s before the first
+        restart and twice as long before each next one, at most 60 s, and starts again from
+        0.1 s after a run of 10 s or more. systemd - the unit's C(Restart=) with C(RestartSec=100ms).
+      - A stop (O(state=stopped), C(systemctl stop)) is never undone by the policy.
+      - proot - a small supervisor (a host C(sh) of about 1.5 MB resident) owns each running
+        container whatever its policy. It records each run's exit code and the restart count
+        (RV(container.exit_code), RV(container.restart_count)), rotates the log (O(log_max_size))
+        and outlives the module and an SSH disconnection. It waits on the container's process,
+        so it uses no CPU while the container runs.
       - Applied in place (settings rewritten, container restarted if it runs), without a new
         container.
-      - systemd backend only.
     type: str
-    choices: ["no", on-failure, always]
+    choices: ["no", on-failure, always, unless-stopped]
+  restart_retries:
+    description:
+      - The most restarts O(restart_policy) makes after the container's last start (by this
+        module, by a boot, or by C(systemctl start)); after that it stays exited with its last
+        exit code. V(0) - no limit.
+      - systemd - the unit's C(StartLimitBurst=) over an unlimited C(StartLimitIntervalSec=).
+      - Applied in place, as O(restart_policy).
+    type: int
+  log_max_size:
+    description:
+      - proot - the size at which the supervisor rotates the container's output log
+        (C(logs/current.log) becomes C(current.log.1), the oldest file is deleted), such as
+        V(512K) or V(10M). No line is lost or cut by a rotation. A new container gets V(1M).
+      - systemd - ignored without a warning; the container's output goes to the journal, whose
+        own limits apply (C(journald.conf)).
+      - Applied in place, as O(restart_policy).
+    type: raw
+  log_max_files:
+    description:
+      - proot - how many log files are kept, the current one included, so the log never takes
+        more than O(log_max_size) times this. A new container gets V(3).
+      - systemd - ignored without a warning, as O(log_max_size).
+      - Applied in place, as O(restart_policy).
+    type: int
   enabled:
     description:
       - Start the container at boot.
@@ -406,9 +443,8 @@ container:
       version_added: 0.2.0
     restart_count:
       description:
-        - How often the backend's restart policy (O(restart_policy)) restarted it since its last
-          start (systemd's C(NRestarts)). Always V(0) with the proot backend, which has no
-          restart policy.
+        - How often O(restart_policy) restarted it since its last start (proot - counted by its
+          supervisor; systemd - the unit's C(NRestarts)).
       type: int
       version_added: 0.2.0
     config:

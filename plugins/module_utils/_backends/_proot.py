@@ -5,6 +5,8 @@
 
 Layout (shared with the Volt CLI): <data_dir>/containers/<name>/{rootfs/, config.yaml,
 state.json, logs/current.log}, images under <data_dir>/images/<image>/, scratch in <data_dir>/tmp.
+A running container's proot is the child of its supervisor (see _processes/_supervisor), which
+also keeps exit, restarts and the rotated logs/current.log.N there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import collections
 import os
 import re
+import signal
+from typing import NamedTuple
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base import (
     Backend,
@@ -22,7 +26,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _guest_path, _records, _rootfs
 from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
-from ansible_collections.armoredgate.volt.plugins.module_utils._processes import _trees
+from ansible_collections.armoredgate.volt.plugins.module_utils._processes import _supervisor, _trees
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import split_port
 
 # Where proot lives when it is not on PATH: Termux's prefix, then adb-shell locations.
@@ -48,6 +52,25 @@ UNSAFE_ADVICE = (
     "allow_unsafe_proot: true to run this proot anyway, knowing that programs in the container see "
     "the host's files"
 )
+
+
+class Session(NamedTuple):
+    """A supervisor's session: its id, the supervisor's start time (what it started is no
+    older), and the proot the record says it runs."""
+
+    id: int
+    since: int
+    proot: str | None
+
+
+def _is_ident(value: object) -> bool:
+    """Whether a record's value is [process id, start time]."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(item, int) and not isinstance(item, bool) and item >= 0 for item in value)
+        and value[0] > 0
+    )
 
 
 # The host's resolvers: Linux's, then Termux's (Android itself has no resolv.conf).
@@ -373,18 +396,61 @@ class ProotBackend(Backend):
         for key in ("status", "boot_id", "proot"):
             if state.get(key) is not None and not isinstance(state[key], str):
                 return "state.json", f"{key} {state[key]!r} is not a string"
+        supervisor = state.get("supervisor")
+        if supervisor is not None and not _is_ident(supervisor):
+            return "state.json", f"supervisor {supervisor!r} is not [process id, start time]"
         return None
 
     def _write_state(self, name: str, state: dict) -> None:
         _records.write_json(os.path.join(self.container_dir(name), "state.json"), state)
 
     def _running(self, state: dict) -> bool:
+        if "supervisor" in state:  # between a run and its restart no proot runs
+            return self._supervisor(state) is not None
         return self._proven(state) is not None
+
+    def _supervisor(self, state: dict) -> _trees.Ident | None:
+        """The container's supervisor as (pid, start time), if the record proves it runs: its
+        start time and the boot match the record, and its command line is the supervisor of
+        this container's directory."""
+        if state.get("status") != "running" or state.get("boot_id") != _trees.boot_id():
+            return None
+        pid, started = state["supervisor"]
+        if not _trees.is_alive(pid, started):
+            return None
+        return (pid, started) if _supervisor.is_supervisor(_trees.cmdline(pid), self._dir_of(state)) else None
+
+    @staticmethod
+    def _session(state: dict) -> Session | None:
+        """What a supervisor started is found in its session (see _session_members)."""
+        if "supervisor" not in state or not state.get("session"):
+            return None
+        return Session(state["session"], state["supervisor"][1], state.get("proot"))
+
+    def _dir_of(self, state: dict) -> str:
+        return self.container_dir(state["name"])
+
+    def _supervised_proot(self, state: dict, supervisor: _trees.Ident) -> _trees.Ident | None:
+        """The proot the supervisor runs now: its child, the recorded proot on this rootfs."""
+        pids = _trees.children(supervisor[0])
+        table = _trees.processes()
+        if pids is None:  # no /proc/<pid>/task/<pid>/children: find them by parent
+            pids = [proc.pid for proc in table.values() if proc.ppid == supervisor[0]]
+        for pid in pids:
+            proc = table.get(pid)
+            argv = _trees.cmdline(pid) if proc is not None and proc.started >= supervisor[1] else None
+            if argv and argv[0] == state.get("proot") and self._on_rootfs(argv, state["name"]):
+                return proc.ident
+        return None
 
     def _proven(self, state: dict) -> _trees.Ident | None:
         """The container's proot as (pid, start time), if the record proves it is running: the
+        child of its proven supervisor, or (a record of an earlier version, without one) the
         pid's start time and the boot match the record, and its command line is the recorded
         proot on this container's rootfs. None otherwise: then nothing may be signalled."""
+        if "supervisor" in state:
+            supervisor = self._supervisor(state)
+            return self._supervised_proot(state, supervisor) if supervisor else None
         pid, started, proot = state.get("pid"), state.get("pid_start_time"), state.get("proot")
         if state.get("status") != "running" or not pid or started is None or not proot:
             return None
@@ -415,6 +481,14 @@ class ProotBackend(Backend):
         pid, started = state.get("pid"), state.get("pid_start_time")
         if state.get("boot_id") is not None and state.get("boot_id") != _trees.boot_id():
             return None
+        if "supervisor" in state:
+            pid, started = state["supervisor"]
+            if _trees.is_alive(pid, started) and self._supervisor(state) is None:
+                return (
+                    f"container {name}: pid {pid} of state.json is not this container's supervisor: "
+                    "treated as stopped, nothing was signalled"
+                )
+            return None
         if started is None:
             return (
                 f"container {name}: state.json records pid {pid} without its start time (a record of "
@@ -431,11 +505,13 @@ class ProotBackend(Backend):
     def _leftovers(self, name: str, state: dict) -> _trees.Ident | None:
         """(dead proot pid, its start time) of a record proven at its start whose proot is gone:
         its guests may still run untraced. None when there is nothing to look for."""
-        pid, started = state.get("pid"), state.get("pid_start_time")
+        pid, started = state["supervisor"] if "supervisor" in state else (state.get("pid"), state.get("pid_start_time"))
         if state.get("status") != "running" or not pid or started is None:
             return None
         if state.get("boot_id") != _trees.boot_id() or self._doubt(name, state):
             return None
+        if "supervisor" in state:  # its proot may outlive it (a kill -9): ended with the rest
+            return None if self._supervisor(state) else (0, started)
         return None if _trees.is_alive(pid, started) else (pid, started)
 
     def _orphans(self, name: str, table: dict, proot: _trees.Ident) -> set[_trees.Ident]:
@@ -480,10 +556,13 @@ class ProotBackend(Backend):
         dead: _trees.Ident | None,
         timeout: float,
         stop_signal: str = DEFAULT_STOP_SIGNAL,
+        *,
+        session: Session | None = None,
     ) -> str:
         """End the guests of the live proots (traced by them, or their descendants), then the
         proots, and the untraced guests a dead proot left behind. A stop signal other than
-        SIGTERM goes first to the container's main process alone (the one proot started)."""
+        SIGTERM goes first to the container's main process alone (the one proot started).
+        session: a supervisor's (see _session); what is left of it goes too."""
         first = None
         if stop_signal != DEFAULT_STOP_SIGNAL and len(proots) == 1:
             main = self._main_guest(next(iter(proots)))
@@ -493,14 +572,50 @@ class ProotBackend(Backend):
         def collect() -> tuple[set[_trees.Ident], set[_trees.Ident]]:
             table = _trees.processes()
             members: set[_trees.Ident] = set()
-            for proot in proots:
+            live = {proot for proot in proots if proot[0] in table and table[proot[0]].started == proot[1]}
+            helpers: set[_trees.Ident] = set()
+            if session is not None:
+                found, helpers, strays = self._session_members(name, table, session)
+                live |= found
+                members |= strays
+            for proot in live:
                 members |= _trees.traced_tree(table, proot)
             if dead is not None:
                 members |= self._orphans(name, table, dead)
-            live = {proot for proot in proots if proot[0] in table and table[proot[0]].started == proot[1]}
-            return members, live
+            return members, live | helpers
 
         return _trees.end_group(collect, timeout, first)
+
+    def _session_members(
+        self, name: str, table: dict, session: Session
+    ) -> tuple[set[_trees.Ident], set[_trees.Ident], set[_trees.Ident]]:
+        """What runs in a supervisor's session, proven by command line: (the recorded proot on
+        this rootfs, the supervisor and its pump, other children of theirs such as a backoff
+        sleep)."""
+        directory, uid = self.container_dir(name), os.getuid()
+        proots, helpers, others = set(), set(), set()
+        for proc in table.values():
+            if proc.session != session.id or proc.started < session.since or proc.uid != uid:
+                continue
+            argv = _trees.cmdline(proc.pid)
+            if _supervisor.is_supervisor(argv, directory):
+                helpers.add(proc.ident)
+            elif argv and argv[0] == session.proot and self._on_rootfs(argv, name):
+                proots.add(proc.ident)
+            else:
+                others.add(proc)
+        parents = {pid for pid, _started in helpers}
+        return proots, helpers, {proc.ident for proc in others if proc.ppid in parents}
+
+    def _supervisors_of(self, name: str) -> set[_trees.Ident]:
+        """This user's supervisor processes of this container, found by their command line: for
+        records too broken to name them."""
+        directory, uid = self.container_dir(name), os.getuid()
+        return {
+            proc.ident
+            for proc in _trees.processes().values()
+            if proc.uid == uid and _supervisor.is_supervisor(_trees.cmdline(proc.pid), directory)
+        }
 
     @staticmethod
     def _main_guest(proot: _trees.Ident) -> _trees.Ident | None:
@@ -516,8 +631,8 @@ class ProotBackend(Backend):
     def _stopped_state(self, state: dict, note: str | None = None, exited: bool = False) -> dict:
         """The state of a container that no longer runs: stopped by Volt, or exited (on its own)."""
         stopped = dict(state, status="stopped", pid=0, exited=exited)
-        stopped.pop("pid_start_time", None)
-        stopped.pop("session", None)
+        for key in ("pid_start_time", "session", "supervisor"):
+            stopped.pop(key, None)
         stopped["stopped_at"] = _records.utc_now()
         if note:
             stopped["note"] = note
@@ -534,19 +649,21 @@ class ProotBackend(Backend):
                 self.runner.warn(note)
             leftovers = self._leftovers(name, state)
             if persist and leftovers:
-                # proot is gone; guests it left behind run untraced, outside their rootfs: end them.
-                self._end(name, set(), leftovers, 0)
+                # proot (or its supervisor) is gone; guests left behind run untraced, outside
+                # their rootfs, and a proot without its supervisor runs unwatched: end them.
+                self._end(name, set(), leftovers, 0, session=self._session(state))
             state = self._stopped_state(state, note, exited=True)
             if persist:
                 self._write_state(name, state)
         rootfs = self.rootfs(name)
-        exit_code, finished_at = (None, None) if state.get("status") == "running" else self._exit_status(name)
+        proot = self._proven(state) if state.get("status") == "running" else None
+        exit_code, finished_at = (None, None) if proot else self._exit_status(name)
         return ContainerRecord(
             name=name,
             backend=self.name,
             status=state.get("status", "created"),
             config=config.get("options", {}),
-            pid=state.get("pid") or None,
+            pid=proot[0] if proot else None,
             rootfs=rootfs,
             os=_rootfs.os_release(rootfs),
             command=state.get("command"),
@@ -556,6 +673,7 @@ class ProotBackend(Backend):
             exit_code=exit_code,
             finished_at=finished_at,
             exited=bool(state.get("exited")),
+            restart_count=_supervisor.read_count(self.container_dir(name)),
         )
 
     def list(self) -> list[ContainerRecord]:
@@ -616,7 +734,10 @@ class ProotBackend(Backend):
         except CorruptRecord:
             pass
         # Whatever still runs on this rootfs (a record too broken to name it, a volt_exec) ends
-        # before its files go: found by proof, a proot of this user with this rootfs.
+        # before its files go: found by proof, a supervisor of this container's directory (first,
+        # so that it restarts nothing), a proot of this user with this rootfs.
+        for supervisor in self._supervisors_of(name):
+            _trees.send(supervisor, signal.SIGKILL)
         proots = self._proots_of(name)
         if proots:
             self._end(name, proots, min(proots, key=lambda proot: proot[1]), stop_timeout)
@@ -697,29 +818,59 @@ class ProotBackend(Backend):
                     name, _records.utc_now(), argv[0], rootfs, " ".join(command)
                 )
             )
-        exit_path = self._exit_path(name)
+        directory = self.container_dir(name)
         try:
-            os.unlink(exit_path)  # the last run's; the watcher writes this run's when it ends
+            os.unlink(self._exit_path(name))  # the last run's; the supervisor writes each run's
         except FileNotFoundError:
             pass
-        watch = (self.runner.which("sh") or "/bin/sh", exit_path)
-        pid = _trees.daemonize(argv, self.guest_env(name, options, home), log_path, watch=watch)
-        _trees.wait_exec(pid, argv[0])  # until the watcher's inner shell has become proot
+        _supervisor.prepare(directory)
+        supervisor_argv = _supervisor.argv(
+            self.runner.which("sh") or "/bin/sh",
+            directory,
+            argv,
+            policy=options.get("restart_policy") or "no",
+            retries=options.get("restart_retries") or 0,
+            max_size=options.get("log_max_size") or 1 << 20,
+            max_files=options.get("log_max_files") or 3,
+            sleep=self._host_tool("sleep"),
+            mv=self._host_tool("mv"),
+            log_size=os.stat(log_path).st_size,
+        )
+        pid = _trees.daemonize(supervisor_argv, self.guest_env(name, options, home), log_path)
         started = _trees.start_time(pid)
         state = dict(
             state,
             status="running" if started is not None else "stopped",
-            pid=pid if started else 0,
-            pid_start_time=started,
-            session=_trees.session_of(pid),
+            supervisor=[pid, started or 0],
+            session=_trees.session_of(pid) or 0,  # daemonize's: its leader exits at once
+            pid=0,
             boot_id=_trees.boot_id(),
             started_at=_records.utc_now(),
             command=list(command),
             proot=argv[0],
         )
-        for key in ("note", "exited"):  # about the last run only
+        for key in ("note", "exited", "pid_start_time"):  # about the last run only
             state.pop(key, None)
         self._write_state(name, state)
+        self._wait_for_proot(dict(state, name=name))
+
+    def _host_tool(self, program: str) -> str:
+        path = self.runner.which(program)
+        if not path:
+            raise VoltError(f"the container's supervisor needs the host's {program}, which is not on PATH")
+        return path
+
+    def _wait_for_proot(self, state: dict, timeout: float = 5.0) -> None:
+        """Until the supervisor's child has become proot, or the supervisor has ended: a start
+        returns with the container's proot findable (exec, stop)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            supervisor = self._supervisor(state)
+            if supervisor is None or self._supervised_proot(state, supervisor):
+                return
+            time.sleep(0.01)
 
     @staticmethod
     def _make_mount_points(rootfs: str, options: dict) -> None:
@@ -760,7 +911,7 @@ class ProotBackend(Backend):
             _guest_path.write_file(rootfs, "/etc/hosts", current.rstrip("\n") + f"\n127.0.1.1\t{hostname}\n", True)
 
     def _exit_path(self, name: str) -> str:
-        """Where the watcher writes the exit status of the container's last run (see start)."""
+        """Where the supervisor writes the exit status of the container's last run."""
         return os.path.join(self.container_dir(name), "exit")
 
     def _exit_status(self, name: str) -> tuple[int | None, str | None]:
@@ -773,7 +924,7 @@ class ProotBackend(Backend):
             text = handle.read(32).strip()
             finished = os.fstat(handle.fileno()).st_mtime
         if not text.isdigit():
-            return None, None  # being written, or not the watcher's
+            return None, None  # being written, or not the supervisor's
         return int(text), _records.utc_time(finished)
 
     def exec_command(
@@ -800,22 +951,41 @@ class ProotBackend(Backend):
         # Only proven processes are signalled: the proot the record names, its guests (traced by
         # it, so also those that setsid or double-fork away), and guests a dead proot left behind.
         # pids of an earlier boot mean nothing.
+        supervisor = self._supervisor(state) if "supervisor" in state else None
+        if supervisor:
+            _trees.send(supervisor, signal.SIGTERM)  # first: it restarts nothing from now on
         proven, leftovers = self._proven(state), self._leftovers(name, state)
-        note = None if proven else self._doubt(name, state)
+        note = None if proven or supervisor else self._doubt(name, state)
         if note:
             self.runner.warn(note)
-        if proven or leftovers:
+        if proven or leftovers or supervisor:
             stop_signal = Launch(records[0].get("options", {})).stop_signal
-            self._end(name, {proven} if proven else set(), proven or leftovers, timeout, stop_signal)
+            dead = proven or leftovers or (0, supervisor[1])
+            self._end(name, {proven} if proven else set(), dead, timeout, stop_signal, session=self._session(state))
         self._write_state(name, self._stopped_state(state, note))
 
     def logs(self, name: str, lines: int) -> list[str]:
-        path = os.path.join(self.container_dir(name), "logs", "current.log")
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return [line.rstrip("\n") for line in collections.deque(handle, maxlen=lines)] if lines else []
-        except FileNotFoundError:
+        """The last lines of the container's output, across the files its supervisor rotated
+        (current.log, then current.log.1, ...: newest first)."""
+        if not lines:
             return []
+        base = os.path.join(self.container_dir(name), _supervisor.LOG)
+        found: list[str] = []
+        for index in range(100):  # log_max_files is at most 100
+            try:
+                fd = os.open(f"{base}.{index}" if index else base, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                if index:
+                    break
+                continue
+            except OSError:
+                break
+            with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+                tail = [line.rstrip("\n") for line in collections.deque(handle, maxlen=lines)]
+            found = tail + found
+            if len(found) >= lines:
+                break
+        return found[-lines:]
 
     # -- host check ----------------------------------------------------------------------------
     def probe(self) -> dict:

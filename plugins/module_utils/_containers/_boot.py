@@ -21,8 +21,15 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._errors import Vo
 from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
 
 
+def _kept_stopped(record) -> bool:
+    """restart_policy unless-stopped: a container stopped by the module stays stopped at boot."""
+    stopped_by_volt = record.status == "stopped" and not record.exited
+    return record.config.get("restart_policy") == "unless-stopped" and stopped_by_volt
+
+
 def start_enabled(backend) -> tuple[list[str], list[str]]:
-    """Start every enabled container that is not running; (started names, error messages)."""
+    """Start every enabled container that is not running, but for one kept stopped (see
+    _kept_stopped); (started names, error messages)."""
     started, errors = [], []
     for record in backend.list():
         if record.status == "corrupt" or not record.config.get("enabled"):
@@ -30,7 +37,7 @@ def start_enabled(backend) -> tuple[list[str], list[str]]:
         try:
             with backend.lock(record.name):  # an Ansible run may be acting on it right now
                 current = backend.inspect(record.name, persist=True)
-                if current is not None and current.status != "running":
+                if current is not None and current.status != "running" and not _kept_stopped(current):
                     backend.start(record.name)
                     started.append(record.name)
         except VoltError as exc:

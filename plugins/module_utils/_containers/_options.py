@@ -26,6 +26,7 @@ BACKENDS = ("proot", "systemd")
 PROOT = frozenset(("proot",))
 SYSTEMD = frozenset(("systemd",))
 STATES = ("present", "started", "stopped", "restarted", "absent")
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})$")
 
@@ -171,6 +172,30 @@ def _grace(value: object) -> float:
     return float(value)
 
 
+def _retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise VoltError(f"restart_retries must be 0 (no limit) to 1000000, got {value!r}")
+    return value
+
+
+def _log_max_size(value: object) -> int:
+    from ansible.module_utils.common.text.formatters import human_to_bytes
+
+    try:
+        size = value if isinstance(value, int) and not isinstance(value, bool) else human_to_bytes(str(value))
+    except ValueError:
+        size = -1
+    if not 4096 <= size <= 1 << 40:
+        raise VoltError(f"log_max_size {value!r} must be 4K to 1T (a size such as 512K or 10M)")
+    return size
+
+
+def _log_max_files(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise VoltError(f"log_max_files must be 1 to 100, got {value!r}")
+    return value
+
+
 def _network(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"host|none|[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
         raise VoltError(f"network {value!r} must be host, none, or a bridge name (at most 15 characters)")
@@ -281,9 +306,13 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("workdir", "str", normalize=lambda v: absolute_path(v, "workdir")),
     Option("memory", "str", normalize=_memory, backends=SYSTEMD, unsupported="warn", change="restart"),
     Option("cpus", "float", normalize=_cpus, backends=SYSTEMD, unsupported="warn", change="restart"),
-    Option(
-        "restart_policy", "str", choices=("no", "on-failure", "always"), backends=SYSTEMD, change="restart", empty="no"
-    ),
+    Option("restart_policy", "str", choices=RESTART_POLICIES, change="restart", empty="no"),
+    # Restarts after the container's last start by the module, a boot or systemctl (0: no limit).
+    Option("restart_retries", "int", normalize=_retries, change="restart", empty=0),
+    # proot: the supervisor rotates the log (systemd's containers log to the journal, whose own
+    # limits apply, so there the options are stored and ignored without a warning).
+    Option("log_max_size", "raw", normalize=_log_max_size, change="restart", empty=1 << 20),
+    Option("log_max_files", "int", normalize=_log_max_files, change="restart", empty=3),
     Option("enabled", "bool", change="update", empty=False),
     Option("boot", "bool", backends=SYSTEMD, empty=False),
     # proot always shares the host's network; its backend accepts only 'host'.

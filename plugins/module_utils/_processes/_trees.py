@@ -171,7 +171,7 @@ def tree(root: int, session: int | None = None, since: int | None = None) -> lis
     return sorted(found)
 
 
-def _send(ident: Ident, signum: int) -> None:
+def send(ident: Ident, signum: int) -> None:
     """Signal the process ident names, never one that reused its pid."""
     pid, started = ident
     try:
@@ -199,7 +199,7 @@ def _any_alive(idents: set[Ident]) -> bool:
 
 def _signal_first(first: tuple[Ident, int], deadline: float) -> None:
     """Send one process its signal and wait (until deadline) for it to exit."""
-    _send(*first)
+    send(*first)
     while is_alive(*first[0]) and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
 
@@ -231,7 +231,7 @@ def end_group(
         if not members and not roots:
             return "terminated"
     for ident in members:
-        _send(ident, signal.SIGTERM)
+        send(ident, signal.SIGTERM)
     signalled = set(members)
     while True:
         if not _any_alive(members | roots):
@@ -239,7 +239,7 @@ def end_group(
             if not members and not roots:
                 return "terminated"
             for ident in members - signalled:
-                _send(ident, signal.SIGTERM)
+                send(ident, signal.SIGTERM)
             signalled |= members
         if time.monotonic() >= deadline:
             break
@@ -249,7 +249,7 @@ def end_group(
         if not members and not roots:
             return "killed"
         for ident in members or roots:
-            _send(ident, signal.SIGKILL)
+            send(ident, signal.SIGKILL)
         time.sleep(_POLL_SECONDS)
     raise VoltError("processes survived SIGKILL: %s" % sorted(pid for pid, _started in members | roots))
 
@@ -276,20 +276,6 @@ def terminate_tree(pid: int, started: int | None, session: int | None, timeout: 
     return "terminated" if outcome == "none" else outcome
 
 
-def wait_exec(pid: int, program: str, timeout: float = 5.0) -> None:
-    """Wait (a little) until pid runs program, or has exited: a daemon that a shell starts with
-    exec is only recognisable by its command line once the exec is done."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        argv = cmdline(pid)  # None also for a moment during the exec itself
-        if argv and argv[0] == program:
-            return
-        fields = _stat_fields(pid)
-        if fields is None or fields[0] in ("Z", "X", "x"):
-            return  # gone: the caller finds out
-        time.sleep(_POLL_SECONDS / 4)
-
-
 def children(pid: int) -> list[int] | None:
     """pid's child processes, or None where the kernel does not list them (CONFIG_PROC_CHILDREN)."""
     try:
@@ -306,48 +292,25 @@ def kill_tracees(tracer: Ident) -> None:
         if not members:
             return
         for ident in members:
-            _send(ident, signal.SIGKILL)
+            send(ident, signal.SIGKILL)
         time.sleep(_POLL_SECONDS)
 
 
-# The watcher a watched daemon runs under: the host's sh, which starts argv as its child (an
-# inner sh that reports its pid on fd 3, then becomes argv), waits for it and writes its exit
-# status (128+N for signal N) to the exit file, whose mtime is the finish time. Only builtins:
-# the guest's environment may have no PATH to the host's tools (Termux).
-_WATCHER = (
-    "exit_file=$1 shell=$2; shift 2; "
-    '"$shell" -c \'echo "$$" >&3 && exec 3>&- && exec "$@"\' volt-run "$@"; '
-    'code=$?; printf \'%d\\n\' "$code" > "$exit_file"'
-)
-
-
-def daemonize(
-    argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/", watch: tuple[str, str] | None = None
-) -> int:
+def daemonize(argv: list[str], env: dict[str, str], log_path: str, cwd: str = "/") -> int:
     """Start argv as a daemon (double fork, setsid, stdin /dev/null, output appended to log_path).
 
     Returns the daemon's pid. AnsibleModule.run_command waits for its child, so a daemon needs
     its own fork; a close-on-exec pipe reports a failed exec back to the caller.
-
-    watch=(host shell, exit file): argv runs under a small watcher shell that writes its exit
-    status to the exit file when it ends (see _WATCHER); the pid returned is still argv's.
     """
     read_end, write_end = os.pipe()  # both ends are close-on-exec (PEP 446)
-    pid_read, pid_write = os.pipe() if watch else (-1, -1)
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
         os.close(read_end)
-        _daemon_child(argv, env, log_path, cwd, watch, write_end=write_end, pid_write=pid_write)
+        _daemon_child(argv, env, log_path, cwd, write_end=write_end)
     os.close(write_end)
-    if watch:
-        os.close(pid_write)
     os.waitpid(child, 0)
     lines = _read_all(read_end).splitlines()
     errors = [line[1:] for line in lines if line.startswith("E")]
-    if watch:
-        # The watcher keeps its end open while it waits: read the one line, not to the end.
-        lines = [] if errors else [_read_line(pid_read, 10)]
-        os.close(pid_read)
     pids = [int(line) for line in lines if line.isdigit()]
     if errors or not pids:
         raise VoltError("could not start {}: {}".format(argv[0], "; ".join(errors) or "no pid reported"), cmd=argv)
@@ -359,22 +322,18 @@ def _daemon_child(
     env: dict,
     log_path: str,
     cwd: str,
-    watch: tuple[str, str] | None,
     *,
     write_end: int,
-    pid_write: int,
 ) -> None:  # pragma: no cover - runs in the forked child
     """The forked child of daemonize: a new session, then the daemon as its child. Never returns."""
     import fcntl
 
     try:
-        # Out of the way of fd 3, which the watcher's inner shell writes its pid to.
-        write_end = fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 10)
+        write_end = fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 10)  # above the fds set up below
         os.setsid()
         grandchild = os.fork()
         if grandchild:
-            if not watch:
-                os.write(write_end, b"%d\n" % grandchild)
+            os.write(write_end, b"%d\n" % grandchild)
             os._exit(0)
         os.chdir(cwd)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -382,12 +341,7 @@ def _daemon_child(
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        keep = 3
-        if watch:
-            os.dup2(pid_write, 3)  # inheritable: the watcher's inner shell reports on it
-            keep = 4
-            argv = [watch[0], "-c", _WATCHER, "volt-watch", watch[1], watch[0], *argv]
-        os.closerange(keep, write_end)
+        os.closerange(3, write_end)
         os.closerange(write_end + 1, 65536)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execve(argv[0], argv, env)
@@ -407,18 +361,3 @@ def _read_all(fd: int) -> str:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).decode("utf-8", "replace")
-
-
-def _read_line(fd: int, timeout: float) -> str:
-    """One line from a pipe whose writer may keep it open, or what came before timeout or EOF."""
-    import select
-
-    report = b""
-    while not report.endswith(b"\n"):
-        if not select.select([fd], [], [], timeout)[0]:
-            break
-        chunk = os.read(fd, 64)
-        if not chunk:
-            break
-        report += chunk
-    return report.decode("ascii", "replace").strip()

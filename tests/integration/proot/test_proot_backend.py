@@ -104,7 +104,6 @@ def test_what_proot_cannot_do_fails_clearly_and_writes_nothing(target, volt, bus
         ({"proot_path": "/nonexistent/proot"}, "/nonexistent/proot"),
         ({"volumes": ["/tmp:/x:ro"]}, "cannot make a bind read-only"),
         ({"network": "voltbr0"}, "proot containers share the host's network"),
-        ({"restart_policy": "always"}, "restart_policy is not supported by the proot"),
         ({"boot": True}, "boot is not supported by the proot"),
     ]
     before = target.snapshot()

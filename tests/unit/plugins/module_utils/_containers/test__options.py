@@ -100,6 +100,10 @@ def test_effective_config_fills_empty_values_only():
         "volumes": [],
         "ports": [],
         "stop_timeout": 10,
+        "restart_policy": "no",
+        "restart_retries": 0,
+        "log_max_size": 1 << 20,
+        "log_max_files": 3,
         "enabled": False,
     }
 

@@ -66,21 +66,6 @@ def test_tree_finds_orphans_by_session(tmp_path):
     assert not _trees.is_alive(orphans[0], None)
 
 
-def test_a_watched_daemon_leaves_its_exit_status_behind(tmp_path):
-    exit_file = tmp_path / "exit"
-    log = tmp_path / "log"
-    pid = _trees.daemonize(["/bin/sh", "-c", "sleep 0.3; exit 7"], {}, str(log), watch=("/bin/sh", str(exit_file)))
-    # The daemon's own pid, not the watcher's (whose argv names the exit file).
-    assert wait_for(lambda: (_trees.cmdline(pid) or ["volt-watch"])[-1] == "sleep 0.3; exit 7")
-    assert str(exit_file) not in _trees.cmdline(pid)
-    assert wait_for(lambda: exit_file.exists() and exit_file.read_text() == "7\n", timeout=10)
-    killed = _trees.daemonize(["/bin/sleep", "30"], {}, str(log), watch=("/bin/sh", str(exit_file)))
-    started = _trees.start_time(killed)
-    assert not exit_file.exists() or exit_file.read_text() == "7\n"
-    _trees.terminate_tree(killed, started, None, 2)
-    assert wait_for(lambda: exit_file.read_text() == "143\n", timeout=10)  # 128 + SIGTERM
-
-
 def test_the_first_signal_goes_to_one_process_and_is_waited_for(tmp_path):
     log = tmp_path / "log"
     script = (
