@@ -187,14 +187,14 @@ def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None, exi
     def line(setting: str, value: object, option: str) -> str:
         return _systemd_syntax.assignment("unit", setting, value, option)
 
-    lines = ["# Managed by armoredgate.volt", *_bridge_ordering(config), "[Service]"]
+    lines = ["# Managed by armoredgate.volt", "[Unit]", *_start_limit(config), *_bridge_ordering(config), "[Service]"]
     lines.append(line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir"))
     lines += _waiting_for_the_bridge(config)
     if config.get("memory"):
         lines.append(line("MemoryMax", config["memory"], "memory"))
     if config.get("cpus"):
         lines.append(line("CPUQuota", round(config["cpus"] * 100), "cpus"))
-    lines.append(line("Restart", config.get("restart_policy") or "no", "restart_policy"))
+    lines += _restarting(config)
     lines += _stopping(config)
     if host0:
         lines.append(line("ExecStartPost", host0, "network"))
@@ -230,6 +230,44 @@ def parse_exit_record(text: str) -> int | None:
     return None
 
 
+# unless-stopped restarts as always does; what differs is the boot (see SystemdBackend.boot_enabled).
+_RESTART = {"no": "no", "on-failure": "on-failure", "always": "always", "unless-stopped": "always"}
+RESTART_DELAY_MS = 100
+
+
+def restart_limit(config: dict) -> int:
+    """How many restarts the unit makes after a start (0: no limit, or no restarts at all)."""
+    if (config.get("restart_policy") or "no") == "no":
+        return 0
+    return config.get("restart_retries") or 0
+
+
+def _restarting(config: dict) -> list[str]:
+    policy = config.get("restart_policy") or "no"
+    if policy not in _RESTART:
+        raise VoltError(f"restart_policy {policy!r} must be one of {', '.join(_RESTART)}", option="restart_policy")
+    return [
+        _systemd_syntax.assignment("unit", "Restart", _RESTART[policy], "restart_policy"),
+        _systemd_syntax.assignment("unit", "RestartSec", RESTART_DELAY_MS, "restart_policy"),
+    ]
+
+
+def _start_limit(config: dict) -> list[str]:
+    """restart_retries N: the N+1st start (the first and N restarts) is the unit's last; with an
+    interval of infinity the count only goes when the backend's start resets it (reset-failed)
+    or the host boots. So an administrator's `systemctl start` after the limit is refused
+    ("start request repeated too quickly") until `systemctl reset-failed`. Otherwise no limit:
+    systemd's default (5 starts in 10 s) would end a crash loop the policy asks to go on."""
+    retries = restart_limit(config)
+    if not retries:
+        return [_systemd_syntax.assignment("unit", "StartLimitIntervalSec", 0, "restart_retries")]
+    burst = retries + 1 if isinstance(retries, int) and not isinstance(retries, bool) else retries
+    return [
+        _systemd_syntax.assignment("unit", "StartLimitIntervalSec", "infinity", "restart_retries"),
+        _systemd_syntax.assignment("unit", "StartLimitBurst", burst, "restart_retries"),
+    ]
+
+
 def _bridge(config: dict) -> str | None:
     network = config.get("network") or "host"
     return None if network in ("host", "none") else network
@@ -241,7 +279,7 @@ def _bridge_ordering(config: dict) -> list[str]:
     for nothing."""
     if not _bridge(config):
         return []
-    return ["[Unit]", _systemd_syntax.assignment("unit", "After", ["systemd-networkd.service"], "network")]
+    return [_systemd_syntax.assignment("unit", "After", ["systemd-networkd.service"], "network")]
 
 
 def _waiting_for_the_bridge(config: dict) -> list[str]:

@@ -4,8 +4,8 @@
 """systemd backend: each container is an instance of one template unit running systemd-nspawn.
 
 Layout: rootfs at <data_dir>/containers/<name>, settings in /etc/systemd/nspawn/<name>.nspawn
-(whose first line is the Volt record: config and creation time), limits and the rootfs path in the
-drop-in /etc/systemd/system/volt-container@<name>.service.d/50-volt.conf.
+(whose first line is the Volt record: config and creation time), limits, the restart policy and
+the rootfs path in the drop-in /etc/systemd/system/volt-container@<name>.service.d/50-volt.conf.
 """
 
 from __future__ import annotations
@@ -296,10 +296,18 @@ class SystemdBackend(Backend):
             ip_address=ip_address,
             exit_code=last_exit[0],
             finished_at=last_exit[1],
-            restart_count=int(unit["NRestarts"]) if unit.get("NRestarts", "").isdigit() else 0,
+            restart_count=self._restart_count(unit, config),
             # Ended, and not by a stop of Volt's (a host shutdown leaves no exit status behind).
             exited=status == "stopped" and last_exit[0] is not None and not record.get("stopped_by_volt"),
         )
+
+    @staticmethod
+    def _restart_count(unit: dict, config: dict) -> int:
+        """NRestarts, but the restart that the start limit refused (restart_retries reached)
+        is counted by systemd and never ran."""
+        count = int(unit["NRestarts"]) if unit.get("NRestarts", "").isdigit() else 0
+        limit = _nspawn_files.restart_limit(config)
+        return min(count, limit) if limit else count
 
     def stored_configs(self) -> dict[str, dict]:
         configs = {}
@@ -361,8 +369,22 @@ class SystemdBackend(Backend):
                 return
             yield _nspawn_network.exec_start_post(name, record["address"], record["gateway"])
 
-    def _apply_enablement(self, name: str, config: dict) -> None:
-        self._systemctl("enable" if config.get("enabled") else "disable", "--quiet", _nspawn_files.unit_name(name))
+    @staticmethod
+    def boot_enabled(config: dict, record: dict) -> bool:
+        """Whether the unit starts at boot: enabled, unless restart_policy unless-stopped and the
+        module stopped it (the record's stopped_by_volt, cleared by its next start).
+
+        Enablement itself, rather than a condition in the unit, keeps it out of the boot: an
+        administrator's `systemctl start` then runs it as it would any unit (a condition would
+        skip it and still succeed), `systemctl is-enabled` says what the boot will do, and
+        `systemctl enable` (or a start by the module) puts it back in the boot."""
+        if not config.get("enabled"):
+            return False
+        return not (config.get("restart_policy") == "unless-stopped" and record.get("stopped_by_volt"))
+
+    def _apply_enablement(self, name: str, config: dict, record: dict) -> None:
+        action = "enable" if self.boot_enabled(config, record) else "disable"
+        self._systemctl(action, "--quiet", _nspawn_files.unit_name(name))
 
     def create(self, name: str, config: dict) -> None:
         source, final = self._new_container(name, config)
@@ -377,7 +399,7 @@ class SystemdBackend(Backend):
                 os.rename(staging, final)
             self._write_settings(name, config, {})  # the .nspawn record comes last
             self._systemctl("daemon-reload")
-            self._apply_enablement(name, config)
+            self._apply_enablement(name, config, {})
         except BaseException:
             for path in written:
                 if os.path.exists(path):
@@ -400,7 +422,7 @@ class SystemdBackend(Backend):
         record = self._record(name) or {}
         if self._write_settings(name, config, record):
             self._systemctl("daemon-reload")
-        self._apply_enablement(name, config)
+        self._apply_enablement(name, config, record)
 
     def remove(self, name: str, stop_timeout: float) -> None:
         unit = _nspawn_files.unit_name(name)
@@ -429,6 +451,9 @@ class SystemdBackend(Backend):
             os.unlink(self._exit_file(name))  # the last run's; this run's end writes a new one
         except FileNotFoundError:
             pass
+        # restart_retries counts from this start: forget earlier starts (a unit left failed by
+        # the start limit refuses any start until then). Fails harmlessly on an unloaded unit.
+        self._systemctl("reset-failed", unit, check=False)
         rc, _out, err = self._systemctl("start", unit, check=False)
         if rc != 0:
             if self._last_exit(name)[0] is not None:
@@ -441,6 +466,9 @@ class SystemdBackend(Backend):
             fresh = {key: value for key, value in record.items() if key != "stopped_by_volt"}
             if self._write_settings(name, record.get("config", {}), dict(fresh, started=True)):
                 self._systemctl("daemon-reload")
+            config = record.get("config", {})
+            if self.boot_enabled(config, fresh) != self.boot_enabled(config, record):
+                self._apply_enablement(name, config, fresh)  # back in the boot (unless-stopped)
 
     def _prepare_network(self, name: str) -> None:
         """Before a start: give an address to a container that has none yet (made by an older
@@ -465,7 +493,10 @@ class SystemdBackend(Backend):
             return
         # A unit written by an older version stops as this one does; and the record says that
         # this stop was Volt's (the container did not end on its own).
-        self._refresh_settings(name, stopped_by_volt=True)
+        record = self._refresh_settings(name, stopped_by_volt=True)
+        config = (record or {}).get("config", {})
+        if record and config.get("enabled") and not self.boot_enabled(config, record):
+            self._apply_enablement(name, config, record)  # out of the boot (unless-stopped)
         # --no-block: this waits with its own deadline. A pending stop job also keeps Restart=
         # from firing, and one already queued absorbs this one.
         self._systemctl("stop", "--no-block", unit)
@@ -482,18 +513,20 @@ class SystemdBackend(Backend):
             time.sleep(_POLL_SECONDS)
         return True
 
-    def _refresh_settings(self, name: str, stopped_by_volt: bool = False) -> None:
-        """Rewrite the files when this version renders them differently, and tell systemd."""
+    def _refresh_settings(self, name: str, stopped_by_volt: bool = False) -> dict | None:
+        """Rewrite the files when this version renders them differently, and tell systemd.
+        Returns the record written (None when there is none to read)."""
         try:
             record = self._record(name)
         except VoltError:
-            return  # a damaged record: stop the unit as it is
+            return None  # a damaged record: stop the unit as it is
         if record is None:
-            return
+            return None
         if stopped_by_volt:
             record = dict(record, stopped_by_volt=True)
         if self._write_settings(name, record.get("config", {}), record):
             self._systemctl("daemon-reload")
+        return record
 
     def backend_env(self) -> dict[str, str]:
         # What nspawn itself gives the payload: a process entered with nsenter gets it too.

@@ -175,6 +175,19 @@ def _positive_int(value: object) -> str:
     return str(value)
 
 
+def _milliseconds(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _Refused("it is not a positive whole number of milliseconds")
+    return f"{value}ms"
+
+
+def _interval(value: object) -> str:
+    """A rate limit's interval: 'infinity' (never forgets) or 0 (no limit at all)."""
+    if value == "infinity" or (value == 0 and not isinstance(value, bool)):
+        return str(value)
+    raise _Refused("it is neither infinity nor 0")
+
+
 def _percent(value: object) -> str:
     return _positive_int(value) + "%"
 
@@ -227,6 +240,9 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "MemoryMax"): _positive_int,
     ("unit", "CPUQuota"): _percent,
     ("unit", "Restart"): _token,
+    ("unit", "RestartSec"): _milliseconds,
+    ("unit", "StartLimitIntervalSec"): _interval,
+    ("unit", "StartLimitBurst"): _positive_int,
     ("unit", "KillMode"): _token,
     ("unit", "TimeoutStopSec"): _seconds,
     ("unit", "After"): _unit_words,

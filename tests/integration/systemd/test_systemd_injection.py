@@ -95,11 +95,13 @@ def test_tricky_values_arrive_exactly_and_add_no_setting(target, converge):
     dropin = unit.split("50-volt.conf\n", 1)[1]
     assert keys_of(dropin) == [
         "[Unit]",
+        "StartLimitIntervalSec",
         "After",
         "[Service]",
         "Environment",
         "ExecStartPre",
         "Restart",
+        "RestartSec",
         "TimeoutStopSec",
         "KillMode",
         "ExecStartPost",

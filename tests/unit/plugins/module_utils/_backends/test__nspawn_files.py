@@ -67,15 +67,71 @@ def test_dropin_holds_rootfs_limits_and_restart_policy():
         {"memory": 64 * 1024 * 1024, "cpus": 1.5, "restart_policy": "on-failure"}, "/r/web"
     )
     assert text.splitlines()[1:] == [
+        "[Unit]",
+        "StartLimitIntervalSec=0",
         "[Service]",
         'Environment="VOLT_ROOTFS=/r/web"',
         "MemoryMax=67108864",
         "CPUQuota=150%",
         "Restart=on-failure",
+        "RestartSec=100ms",
         "TimeoutStopSec=10s",
         "KillMode=control-group",
     ]
     assert "Restart=no" in _nspawn_files.render_dropin({}, "/r/web")
+
+
+@pytest.mark.parametrize(
+    ("policy", "restart"),
+    [(None, "no"), ("no", "no"), ("on-failure", "on-failure"), ("always", "always"), ("unless-stopped", "always")],
+)
+def test_each_restart_policy_is_a_restart_setting(policy, restart):
+    lines = _nspawn_files.render_dropin({"restart_policy": policy}, "/r/web").splitlines()
+    assert f"Restart={restart}" in lines and "RestartSec=100ms" in lines
+
+
+@pytest.mark.parametrize(
+    ("config", "limit"),
+    [
+        (
+            {"restart_policy": "on-failure", "restart_retries": 2},
+            ["StartLimitIntervalSec=infinity", "StartLimitBurst=3"],
+        ),
+        (
+            {"restart_policy": "unless-stopped", "restart_retries": 1},
+            ["StartLimitIntervalSec=infinity", "StartLimitBurst=2"],
+        ),
+        # No limit: systemd's default (5 starts in 10 s) would end a crash loop.
+        ({"restart_policy": "always", "restart_retries": 0}, ["StartLimitIntervalSec=0"]),
+        ({"restart_policy": "always"}, ["StartLimitIntervalSec=0"]),
+        # Nothing restarts: a limit would only refuse an administrator's starts.
+        ({"restart_policy": "no", "restart_retries": 2}, ["StartLimitIntervalSec=0"]),
+    ],
+)
+def test_restart_retries_is_the_start_limit_of_the_unit_section(config, limit):
+    text = _nspawn_files.render_dropin(config, "/r/web")
+    unit = text.split("[Unit]\n", 1)[1].split("[Service]", 1)[0]
+    assert unit.splitlines() == limit
+    assert _nspawn_files.restart_limit(config) == (int(limit[1].split("=")[1]) - 1 if len(limit) == 2 else 0)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+@pytest.mark.parametrize("retries", [0, 3])
+def test_a_dropin_with_a_restart_limit_passes_systemd_analyze_verify(tmp_path, retries):
+    unit = tmp_path / _nspawn_files.TEMPLATE_NAME
+    unit.write_text(_nspawn_files.TEMPLATE_UNIT.replace("--directory=${VOLT_ROOTFS}", "--directory=/r/web"))
+    (tmp_path / "volt-container@web.service").symlink_to(unit)
+    dropin = tmp_path / "volt-container@web.service.d"
+    dropin.mkdir()
+    config = {"restart_policy": "unless-stopped", "restart_retries": retries, "network": "voltbr0"}
+    (dropin / "50-volt.conf").write_text(_nspawn_files.render_dropin(config, "/r/web"))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "volt-container@web.service")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Unknown key" not in result.stderr and "Failed to parse" not in result.stderr, result.stderr
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

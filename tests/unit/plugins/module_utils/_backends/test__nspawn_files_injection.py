@@ -178,14 +178,16 @@ def test_data_dir_comes_back_exactly_in_the_dropin(value):
     text = _nspawn_files.render_dropin({"memory": 1 << 26, "cpus": 1.5, "restart_policy": "always"}, rootfs)
     settings = read_settings(text)
     assert [(s, k) for s, k, _v in settings] == [
+        ("Unit", "StartLimitIntervalSec"),
         ("Service", "Environment"),
         ("Service", "MemoryMax"),
         ("Service", "CPUQuota"),
         ("Service", "Restart"),
+        ("Service", "RestartSec"),
         ("Service", "TimeoutStopSec"),
         ("Service", "KillMode"),
     ]
-    assert unit_value(settings[0][2]) == "VOLT_ROOTFS=" + rootfs
+    assert unit_value(settings[1][2]) == "VOLT_ROOTFS=" + rootfs
 
 
 def test_percent_is_literal_in_nspawn_and_doubled_in_the_dropin():
@@ -328,6 +330,10 @@ def test_network_values_are_checked_too(config, option):
         ({"memory": -1}, "memory"),
         ({"cpus": 0.001}, "cpus"),
         ({"restart_policy": "always\nExecStartPre=/bin/id"}, "restart_policy"),
+        ({"restart_policy": "sometimes"}, "restart_policy"),
+        ({"restart_policy": "always", "restart_retries": "2\nExecStartPre=/bin/id"}, "restart_retries"),
+        ({"restart_policy": "always", "restart_retries": -3}, "restart_retries"),
+        ({"restart_policy": "always", "restart_retries": True}, "restart_retries"),
     ],
 )
 def test_dropin_values_are_checked_too(config, option):

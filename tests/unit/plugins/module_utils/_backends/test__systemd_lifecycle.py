@@ -51,12 +51,12 @@ def test_a_stop_timeout_systemd_cannot_take_is_refused(value):
 
 def test_only_a_bridged_container_waits_for_its_bridge():
     bridged = _nspawn_files.render_dropin({"network": "voltbr0"}, "/r/web")
-    assert "[Unit]\nAfter=systemd-networkd.service\n[Service]\n" in bridged
+    assert "[Unit]\nStartLimitIntervalSec=0\nAfter=systemd-networkd.service\n[Service]\n" in bridged
     wait = f"ExecStartPre={_nspawn_files.WAIT_ONLINE} --interface=voltbr0:no-carrier --timeout=60"
     assert wait in settings(bridged)
     for network in ("host", "none", None):
         text = _nspawn_files.render_dropin({"network": network}, "/r/web")
-        assert "ExecStartPre" not in text and "[Unit]" not in text and "After=" not in text
+        assert "ExecStartPre" not in text and "After=" not in text
 
 
 def test_stop_timeout_is_kept_with_the_container_and_updated_in_place():
@@ -165,3 +165,75 @@ def test_a_discarded_lock_leaves_no_file_and_a_waiting_run_locks_the_new_one(tmp
         assert os.path.samestat(os.fstat(again._fd), os.stat(again.path))
         assert not os.path.samestat(os.fstat(stale), os.stat(again.path))
     os.close(stale)
+
+
+UNLESS_STOPPED = {"command": ["/bin/true"], "enabled": True, "restart_policy": "unless-stopped"}
+
+
+def enablement(commands: list[list[str]]) -> list[str]:
+    return [c[0] for c in commands if c[0] in ("enable", "disable")]
+
+
+def test_unless_stopped_leaves_the_boot_when_the_module_stops_it_and_returns_at_its_start(make_backend):
+    backend = make_backend(["active", "inactive"])
+    backend._write_settings("web", UNLESS_STOPPED, {"started": True})
+    unit = _nspawn_files.unit_name("web")
+    backend.stop("web", 5)
+    assert backend.runner.systemctl() == [["disable", "--quiet", unit], ["stop", "--no-block", unit]]
+    assert backend._record("web")["stopped_by_volt"] is True
+
+    backend.runner.commands.clear()
+    backend.start("web")
+    commands = backend.runner.systemctl()
+    assert (
+        commands.index(["reset-failed", unit])
+        < commands.index(["start", unit])
+        < commands.index(["enable", "--quiet", unit])
+    )
+    assert "stopped_by_volt" not in backend._record("web")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        dict(UNLESS_STOPPED, restart_policy="always"),
+        dict(UNLESS_STOPPED, enabled=False),
+    ],
+)
+def test_a_stop_leaves_the_boot_alone_for_other_policies_and_disabled_containers(make_backend, config):
+    backend = make_backend(["active", "inactive"])
+    backend._write_settings("web", config, {"started": True})
+    backend.stop("web", 5)
+    backend.start("web")
+    assert enablement(backend.runner.systemctl()) == []
+
+
+def test_an_update_keeps_a_stopped_unless_stopped_container_out_of_the_boot(make_backend):
+    backend = make_backend(["inactive"])
+    backend._write_settings("web", UNLESS_STOPPED, {"started": True, "stopped_by_volt": True})
+    backend.update("web", UNLESS_STOPPED)
+    backend.update("web", dict(UNLESS_STOPPED, restart_policy="always"))  # now it must start at boot
+    assert enablement(backend.runner.systemctl()) == ["disable", "enable"]
+
+
+def test_every_start_resets_the_start_limit_first(make_backend):
+    backend = make_backend(["inactive"])
+    backend._write_settings("web", {"command": ["/bin/true"], "restart_policy": "on-failure"}, {"started": True})
+    backend.start("web")
+    unit = _nspawn_files.unit_name("web")
+    assert backend.runner.systemctl()[-2:] == [["reset-failed", unit], ["start", unit]]
+
+
+@pytest.mark.parametrize(
+    ("restarts", "config", "count"),
+    [
+        # systemd counts the restart its start limit refused: it never ran.
+        ("3", {"restart_policy": "on-failure", "restart_retries": 2}, 2),
+        ("2", {"restart_policy": "on-failure", "restart_retries": 2}, 2),
+        ("1", {"restart_policy": "always", "restart_retries": 2}, 1),
+        ("40", {"restart_policy": "always"}, 40),
+        ("", {}, 0),
+    ],
+)
+def test_restart_count_is_nrestarts_within_restart_retries(restarts, config, count):
+    assert _systemd.SystemdBackend._restart_count({"NRestarts": restarts}, config) == count
