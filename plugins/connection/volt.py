@@ -21,6 +21,13 @@ description:
     through Ansible's M(ansible.builtin.ssh) connection (multiplexing, host key checking and
     C(ssh_config) work as for any host); the collection's entry code is copied once per version
     to C(~/.ansible/volt/) on that host, which needs Python 3.
+  - Over SSH, a file of up to 1 MiB copied into a container goes in the command that writes it.
+    Larger ones, and fetched files, are streamed, never held whole in memory - the ssh
+    connection's own file transfer copies them to or from a private staging directory under
+    C(~/.ansible/volt/transfers/) on the host, removed afterwards, and the host copies them in
+    1 MiB chunks between it and the container. So the host needs room for a second copy of such a
+    file while it is transferred; and with the ssh connection's C(ssh_transfer_method) set to
+    C(piped) (not its default) Ansible itself holds the file in memory.
 author:
   - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
@@ -287,8 +294,8 @@ class Connection(ConnectionBase):
         super().put_file(in_path, out_path)
         display.vvv(f"PUT {in_path} TO {out_path} in container {self._container}", host=self._container)
         try:
-            with open(to_bytes(in_path, errors="surrogate_or_strict"), "rb") as source:
-                self._host.put(self._container, out_path, source, user=self._user)
+            local = to_bytes(in_path, errors="surrogate_or_strict")
+            self._host.put(self._container, out_path, local, user=self._user)
         except OSError as exc:
             raise AnsibleError(f"volt: failed to put {in_path} to {out_path}: {exc}") from None
 
@@ -296,8 +303,8 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv(f"FETCH {in_path} TO {out_path} from container {self._container}", host=self._container)
         try:
-            with open(to_bytes(out_path, errors="surrogate_or_strict"), "wb") as sink:
-                self._host.fetch(self._container, in_path, sink, user=self._user)
+            local = to_bytes(out_path, errors="surrogate_or_strict")
+            self._host.fetch(self._container, in_path, local, user=self._user)
         except OSError as exc:
             raise AnsibleError(f"volt: failed to fetch {in_path} to {out_path}: {exc}") from None
 

@@ -14,7 +14,7 @@ import shlex
 import tarfile
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
-from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible.utils.display import Display
 
 display = Display()
@@ -41,6 +41,9 @@ _UNPACK = (
 )
 _MISSING = 126
 _ENTRY_FAILED = 125  # _host_entry.ENTRY_FAILED: the container could not be entered
+# Files up to this size go to the host inside the entry command's stdin (one round trip);
+# larger ones through a staging file on the host (SshHost.put).
+_INLINE_MAX = 1024 * 1024
 
 
 def _entry_code() -> tuple[str, bytes]:
@@ -102,21 +105,24 @@ class LocalHost:
 
         return _volt(container_rootfs, self._backend, name)
 
-    def put(self, name: str, path: str, source, *, user: str | None) -> None:
-        """Write the file object source to path in the container (a new file is user's)."""
+    def put(self, name: str, path: str, local: bytes, *, user: str | None) -> None:
+        """Copy the local file to path in the container (a new file is user's)."""
         from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import (
             container_owner,
             write_guest_file,
         )
 
         rootfs, owner = _volt(container_owner, self._backend, name, user)
-        _volt(write_guest_file, rootfs, path, source, owner)
+        with open(local, "rb") as source:
+            _volt(write_guest_file, rootfs, path, source, owner)
 
-    def fetch(self, name: str, path: str, sink, *, user: str | None) -> None:
-        """Write the container's file at path to the file object sink."""
+    def fetch(self, name: str, path: str, local: bytes, *, user: str | None) -> None:
+        """Copy the container's file at path to the local file."""
         from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import read_guest_file
 
-        _volt(read_guest_file, self._rootfs(name), path, sink)
+        rootfs = self._rootfs(name)
+        with open(local, "wb") as sink:
+            _volt(read_guest_file, rootfs, path, sink)
 
     def close(self) -> None:
         self._backend = None
@@ -145,6 +151,8 @@ class SshHost:
         name: str | None = None,
         user: str | None = None,
         size: int | None = None,
+        stage: bool = False,
+        staged: str | None = None,
         in_data: bytes | None = None,
     ) -> tuple[int, bytes, bytes]:
         """Run the entry for action on the host (copying its code there first if missing)."""
@@ -161,6 +169,10 @@ class SshHost:
             argv += ["--user", user]
         if size is not None:
             argv += ["--size", str(size)]
+        if stage:
+            argv += ["--stage"]
+        if staged is not None:
+            argv += ["--staged", staged]
         command = shlex.join([*argv, action, "--", *operands])
         rc, out, err = self._ssh.exec_command(command, in_data=in_data, sudoable=False)
         if rc == _MISSING and b"volt: entry code missing" in err:
@@ -185,22 +197,72 @@ class SshHost:
     def exec(self, name: str, argv: list[str], *, user: str | None, in_data: bytes | None) -> tuple[int, bytes, bytes]:
         return self._entry("exec", *argv, name=name, user=user, in_data=in_data)
 
-    def put(self, name: str, path: str, source, *, user: str | None) -> None:
-        # With its size: the ssh connection gives a command without data a terminal as stdin,
-        # which never ends, so an empty file would never be written.
-        data = source.read()
-        rc, out, err = self._entry("put", path, name=name, user=user, size=len(data), in_data=data or None)
-        if rc != 0:
-            raise AnsibleError(f"volt: failed to put {path}: {to_native(err or out)}")
+    # Ansible's ssh connection holds a command's stdin and stdout whole in memory, so a large file
+    # is not sent through the entry command: it goes through a staging file on the host, copied
+    # by the ssh connection's put_file/fetch_file (sftp or scp, which stream, unless
+    # ssh_transfer_method is piped), and volt-enter copies it in chunks between that file and
+    # the container. Streaming through an ssh process of our own would need that connection's
+    # private command building and password handling; this uses only its public methods.
+    def put(self, name: str, path: str, local: bytes, *, user: str | None) -> None:
+        size = os.path.getsize(local)
+        if size <= _INLINE_MAX:
+            with open(local, "rb") as source:
+                data = source.read(_INLINE_MAX + 1)
+            # With its size: the ssh connection gives a command without data a terminal as
+            # stdin, which never ends, so an empty file would never be written.
+            rc, out, err = self._entry("put", path, name=name, user=user, size=len(data), in_data=data or None)
+            self._check(rc, out, err, f"put {path}")
+            return
+        rc, out, err = self._entry("put", path, name=name, user=user, stage=True)
+        staged = self._staged(rc, out, err, f"put {path}")
+        rc = None
+        try:
+            self._ssh.put_file(to_text(local, errors="surrogate_or_strict"), staged)
+            # volt-enter removes the staging directory, whatever happens.
+            rc, out, err = self._entry("put", path, name=name, user=user, size=size, staged=_staging_name(staged))
+        finally:
+            if rc is None:
+                self._unstage(staged)
+        self._check(rc, out, err, f"put {path}")
 
-    def fetch(self, name: str, path: str, sink, *, user: str | None) -> None:
-        rc, out, err = self._entry("fetch", path, name=name, user=user)
+    def fetch(self, name: str, path: str, local: bytes, *, user: str | None) -> None:
+        rc, out, err = self._entry("fetch", path, name=name, user=user, stage=True)
+        staged = self._staged(rc, out, err, f"fetch {path}")
+        try:
+            self._ssh.fetch_file(staged, to_text(local, errors="surrogate_or_strict"))
+        finally:
+            self._unstage(staged)
+
+    @staticmethod
+    def _check(rc: int, out: bytes, err: bytes, what: str) -> None:
         if rc != 0:
-            raise AnsibleError(f"volt: failed to fetch {path}: {to_native(err or out)}")
-        sink.write(out)
+            raise AnsibleError(f"volt: failed to {what}: {to_native(err or out)}")
+
+    def _staged(self, rc: int, out: bytes, err: bytes, what: str) -> str:
+        """The staging file volt-enter made and printed."""
+        self._check(rc, out, err, what)
+        staged = to_text(out.rstrip(b"\n"), errors="surrogate_or_strict")
+        if not out.endswith(b"\n") or not os.path.isabs(staged):
+            raise AnsibleError(f"volt: failed to {what}: no staging file in {out!r}")
+        return staged
+
+    def _unstage(self, staged: str) -> None:
+        """Remove a staging directory; a failure is only shown (the transfer's own error, if any,
+        is what matters, and volt-enter removes day-old ones)."""
+        try:
+            rc, out, err = self._entry("unstage", _staging_name(staged))
+        except AnsibleError as exc:
+            rc, out, err = 1, b"", to_bytes(str(exc))
+        if rc != 0:
+            where = f"{os.path.dirname(staged)} on {self.address}"
+            display.warning(f"volt: could not remove {where}: {to_native(err or out)}")
 
     def close(self) -> None:
         self._ssh.close()
+
+
+def _staging_name(staged: str) -> str:
+    return os.path.basename(os.path.dirname(staged))
 
 
 def open_host(play_context, address: str | None, backend_options: dict, ssh_options: dict, python: str):

@@ -8,14 +8,21 @@ is needed, and it is fast); commands run through the backend's exec_command, as 
 On a remote container host the plugin runs this file over SSH:
 
     python3 -m ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry \\
-        --backend B --data-dir D --name N [--user U]  exec -- ARGV... | fetch PATH
-        --backend B --data-dir D --name N [--user U] --size S  put PATH
-        --backend B --data-dir D list
+        --backend B --data-dir D --name N [--user U]  exec -- ARGV... | fetch [--stage] PATH
+        --backend B --data-dir D --name N [--user U] --size S [--staged T]  put PATH
+        --backend B --data-dir D --name N [--user U] --stage  put PATH
+        --backend B --data-dir D  list | unstage T
 
 `exec` replaces itself with the entry command (run as U, in start_directory), so stdin,
 stdout and stderr flow straight through; `put` reads the file's S bytes from stdin (a new file
 is U's) and `fetch` writes it to stdout; `list` prints the host's containers as JSON (for the
 volt_containers inventory plugin).
+
+Large files go through a staging file instead, which the plugin copies with the SSH
+connection's own file transfer: `put --stage` checks PATH can be written and prints the path
+of a new staging file (in a private directory T), `put --staged T` copies that file's S bytes
+into the container and removes T; `fetch --stage` copies PATH into a new staging file and prints
+its path; `unstage T` removes T.
 """
 
 from __future__ import annotations
@@ -23,8 +30,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import shutil
 import stat
 import sys
+import tempfile
+import time
 from typing import Iterator
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import VoltError
@@ -35,6 +46,12 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._validate import 
 _CHUNK = 1024 * 1024
 # Exit code when the container could not be entered at all (as docker exec's 125).
 ENTRY_FAILED = 125
+# Staging files of large transfers, in the SSH user's home: /tmp may be a tmpfs, which would
+# hold them in memory. One private directory per transfer; those a day old were left by a
+# controller that died mid-transfer.
+STAGING = "~/.ansible/volt/transfers"
+STAGED_FILE = "data"
+_STALE_SECONDS = 24 * 3600
 
 
 def guest_file(rootfs: str, path: str, for_writing: bool) -> str:
@@ -177,6 +194,60 @@ class Exactly:
         return chunk
 
 
+def staging_directory() -> str:
+    """A new private (0700) directory for one transfer's staging file; its path."""
+    root = os.path.expanduser(STAGING)
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    _remove_stale(root)
+    return tempfile.mkdtemp(prefix="volt-", dir=root)
+
+
+def _remove_stale(root: str) -> None:
+    limit = time.time() - _STALE_SECONDS
+    for name in os.listdir(root):
+        directory = os.path.join(root, name)
+        with contextlib.suppress(OSError):
+            entries = [directory] + [os.path.join(directory, entry) for entry in os.listdir(directory)]
+            if max(os.lstat(entry).st_mtime for entry in entries) < limit:
+                shutil.rmtree(directory)
+
+
+def staged_directory(name: str) -> str:
+    """The staging directory name (only one staging_directory made: nothing else is removed)."""
+    if not re.fullmatch(r"volt-[A-Za-z0-9_]+", name):
+        raise VoltError(f"{name!r} is not a staging directory")
+    return os.path.join(os.path.expanduser(STAGING), name)
+
+
+def remove_staged(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(staged_directory(name))
+
+
+def put_staged(rootfs: str, path: str, name: str, size: int, owner: tuple[int, int] | None) -> None:
+    """Copy staging directory name's file, of size bytes, to the container's path."""
+    fd = os.open(os.path.join(staged_directory(name), STAGED_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_size != size:
+            raise VoltError(f"the staged file has {status.st_size} bytes, not the file's {size}")
+        write_guest_file(rootfs, path, Exactly(handle, size), owner)
+
+
+def fetch_staged(rootfs: str, path: str) -> str:
+    """Copy the container's file at path to a new staging file; its path."""
+    directory = staging_directory()
+    try:
+        staged = os.path.join(directory, STAGED_FILE)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(staged, flags, 0o600), "wb") as sink:
+            read_guest_file(rootfs, path, sink)
+        return staged
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
 def read_guest_file(rootfs: str, path: str, sink) -> None:
     """Copy the container's regular file at path to the binary stream sink."""
     with _located(rootfs, path, for_writing=False) as (location, _status):
@@ -208,35 +279,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name")
     parser.add_argument("--user")
     parser.add_argument("--size", type=int, help="put: the file's size in bytes (its data on stdin)")
-    parser.add_argument("action", choices=["exec", "put", "fetch", "list"])
+    parser.add_argument("--stage", action="store_true", help="put, fetch: through a new staging file")
+    parser.add_argument("--staged", help="put: from this staging directory's file (removed afterwards)")
+    parser.add_argument("action", choices=["exec", "put", "fetch", "list", "unstage"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    operands = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
-        backend = make_backend(Runner(), vars(args))
-        if args.action == "list":
-            import json
-
-            sys.stdout.write(json.dumps([record.to_result() for record in backend.list()]) + "\n")
+        if args.action == "unstage":
+            for staged in operands:
+                remove_staged(staged)
             return 0
-        name = validate_name(args.name or "")
-        operands = args.args[1:] if args.args[:1] == ["--"] else args.args
-        if args.action == "exec":
-            cwd = start_directory(backend, name, args.user)
-            host_argv, env = backend.exec_command(name, operands, cwd=cwd, user=args.user)
-            sys.stdout.flush()
-            os.execve(host_argv[0], host_argv, env)
-        if len(operands) != 1:
-            raise VoltError(f"{args.action} takes one path, got {operands!r}")
-        if args.action == "put":
-            rootfs, owner = container_owner(backend, name, args.user)
-            source = sys.stdin.buffer if args.size is None else Exactly(sys.stdin.buffer, args.size)
-            write_guest_file(rootfs, operands[0], source, owner)
-        else:
-            read_guest_file(container_rootfs(backend, name), operands[0], sys.stdout.buffer)
+        try:
+            return _run(make_backend(Runner(), vars(args)), args, operands)
+        finally:
+            if args.staged:
+                remove_staged(args.staged)
     except (VoltError, OSError) as exc:
         sys.stderr.write(f"volt: {getattr(exc, 'msg', exc)}\n")
         return ENTRY_FAILED
+
+
+def _run(backend, args, operands: list[str]) -> int:
+    if args.action == "list":
+        import json
+
+        sys.stdout.write(json.dumps([record.to_result() for record in backend.list()]) + "\n")
+        return 0
+    name = validate_name(args.name or "")
+    if args.action == "exec":
+        cwd = start_directory(backend, name, args.user)
+        host_argv, env = backend.exec_command(name, operands, cwd=cwd, user=args.user)
+        sys.stdout.flush()
+        os.execve(host_argv[0], host_argv, env)
+    if len(operands) != 1:
+        raise VoltError(f"{args.action} takes one path, got {operands!r}")
+    path = operands[0]
+    if args.action == "put":
+        rootfs, owner = container_owner(backend, name, args.user)
+        if args.stage:  # fails now rather than after the upload when path cannot be written
+            guest_file(rootfs, path, for_writing=True)
+            _print_path(os.path.join(staging_directory(), STAGED_FILE))
+        elif args.staged:
+            if args.size is None:
+                raise VoltError("put --staged needs --size")
+            put_staged(rootfs, path, args.staged, args.size, owner)
+        else:
+            source = sys.stdin.buffer if args.size is None else Exactly(sys.stdin.buffer, args.size)
+            write_guest_file(rootfs, path, source, owner)
+    elif args.stage:
+        _print_path(fetch_staged(container_rootfs(backend, name), path))
+    else:
+        read_guest_file(container_rootfs(backend, name), path, sys.stdout.buffer)
     return 0
+
+
+def _print_path(path: str) -> None:
+    sys.stdout.buffer.write(os.fsencode(path) + b"\n")
 
 
 if __name__ == "__main__":
