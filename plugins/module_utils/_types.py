@@ -15,7 +15,7 @@ Action = Literal["remove", "create", "update", "stop", "start"]
 # How an option's drift is applied (_options.Option.change).
 Change = Literal["recreate", "restart", "update"]
 # What volt_container is asked for.
-State = Literal["present", "started", "stopped", "restarted", "absent"]
+State = Literal["present", "started", "healthy", "stopped", "restarted", "absent"]
 
 
 class CommandRunner(Protocol):

@@ -46,11 +46,15 @@ options:
     description:
       - V(present) makes sure the container exists, leaving it running or stopped as it is.
       - V(started) makes sure it exists and runs.
+      - V(healthy) is V(started), then waits until its O(healthcheck) passes, at most
+        O(healthy_wait_timeout) seconds, and fails with the last probe's output if it does not
+        (as community.docker's C(state=healthy)). Waiting is not a change. Without a health check
+        it is V(started).
       - V(stopped) makes sure it exists and does not run.
       - V(restarted) stops (if running) and starts it; it always reports a change.
       - V(absent) stops and removes it with its root filesystem.
     type: str
-    choices: [present, started, stopped, restarted, absent]
+    choices: [present, started, healthy, stopped, restarted, absent]
     default: started
   image:
     description:
@@ -104,6 +108,56 @@ options:
         is up) gets C(SIGTERM), then C(SIGKILL).
     type: str
     version_added: 0.2.0
+  healthcheck:
+    description:
+      - A command run inside the running container now and then to tell whether it works, in
+        Docker's shape. Its status (V(starting), V(healthy), V(unhealthy)) is returned in
+        RV(container.health).
+      - proot - the container's supervisor runs the probes (through the same proot command line
+        as M(armoredgate.volt.volt_exec)); it sleeps between them, so a container without a
+        check costs no wake-ups.
+      - systemd - a timer of systemd runs the probes, so no process of this collection runs
+        unknown to systemd.
+      - V({}) or a O(healthcheck.test) of V([NONE]) removes the check. Applied in place (the
+        container restarted if it runs).
+    type: dict
+    suboptions:
+      test:
+        description:
+          - The probe - a list run as it is (V([CMD, ...]) as Docker spells it is also taken),
+            or a string run with C(/bin/sh -c) (as V([CMD-SHELL, ...])). Exit code 0 is healthy.
+        type: raw
+      interval:
+        description:
+          - Seconds (or a duration such as V(30s), V(1m30s), V(500ms)) between probes.
+          - Default V(30).
+        type: raw
+      timeout:
+        description:
+          - Seconds (or a duration) a probe may take before it is killed and counts as failed.
+          - Default V(30).
+        type: raw
+      retries:
+        description:
+          - Failed probes in a row that make the container unhealthy.
+          - Default V(3).
+        type: int
+      start_period:
+        description:
+          - Seconds (or a duration) after the start during which failed probes do not count (a
+            passing one still makes the container healthy).
+          - Default V(0).
+        type: raw
+  restart_on_unhealthy:
+    description:
+      - When the container becomes unhealthy, send its main process its stop signal (see
+        O(stop_signal)), so that O(restart_policy) (V(on-failure) or V(always)) starts it again.
+      - A new container gets V(false). Applied in place, as O(healthcheck).
+    type: bool
+  healthy_wait_timeout:
+    description: With O(state=healthy), how many seconds to wait for the health check to pass.
+    type: float
+    default: 300
   start_grace_period:
     description:
       - Seconds a start watches the container before it counts as running. A container that
@@ -447,6 +501,24 @@ container:
           supervisor; systemd - the unit's C(NRestarts)).
       type: int
       version_added: 0.2.0
+    health:
+      description:
+        - The O(healthcheck) of a running container - V(null) without one, or when stopped.
+      type: dict
+      version_added: 0.2.0
+      contains:
+        status:
+          description: V(starting) until the first verdict, then V(healthy) or V(unhealthy).
+          type: str
+        failing_streak:
+          description: Failed probes in a row.
+          type: int
+        last_exit_code:
+          description: The last probe's exit code (V(null) before the first).
+          type: int
+        last_output:
+          description: The last probe's output (stdout and stderr, at most 4 KiB).
+          type: str
     config:
       description:
         - The container's effective configuration, as compared on the next run.

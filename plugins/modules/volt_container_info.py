@@ -96,8 +96,14 @@ containers:
       type: bool
       version_added: 0.2.0
     restart_count:
-      description: Restarts by its restart policy since its last start (systemd backend; V(0) on proot).
+      description: Restarts by its restart policy since its last start.
       type: int
+      version_added: 0.2.0
+    health:
+      description:
+        - Its health check, when it runs and has one (see
+          RV(armoredgate.volt.volt_container#module:container.health)).
+      type: dict
       version_added: 0.2.0
     logs:
       description: The last O(log_lines) lines of the container's log.

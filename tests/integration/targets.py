@@ -104,7 +104,11 @@ class Target:
         """Paths, modes, sizes and mtimes of everything the backend may write, to prove check
         mode wrote nothing."""
         paths = " ".join(shlex.quote(p) for p in self.written_paths())
-        return self.sh(f"find {paths} -printf '%p %m %s %T@\\n' 2>/dev/null | sort; true")
+        # What a running health check rewrites at each probe is the supervisor's, not the module's:
+        # its files, and proot's scratch (each probe is a proot run).
+        scratch = shlex.quote(os.path.join(self.data_dir, "tmp"))
+        live = f"\\( -path '*/containers/*/health' -o -path {scratch} \\) -prune -o"
+        return self.sh(f"find {paths} {live} -printf '%p %m %s %T@\\n' 2>/dev/null | sort; true")
 
     def written_paths(self) -> list[str]:
         return [self.data_dir]

@@ -126,3 +126,67 @@ def test_the_log_rotates_without_losing_a_line(target, converge):
     tail = target.volt("volt_container_info", name="chatty", log_lines=2500)["containers"][0]["logs"]
     assert tail == numbered[-2500:], (tail[:3], numbered[-2500:][:3])
     target.volt(name="chatty", state="absent")
+
+
+WEB = ["httpd", "-f", "-p", "18099", "-h", "/srv/www"]
+PROBE = {"test": ["wget", "-q", "-O-", "http://127.0.0.1:18099/"], "interval": 0.5, "timeout": 2, "retries": 2}
+
+
+def health(target, name):
+    return info(target, name)["health"]
+
+
+def proot_only(target):
+    if target.backend != "proot":
+        pytest.skip("systemd's health checks: tests/integration/systemd/test_health_checks.py")
+
+
+def test_a_health_check_flips_to_unhealthy_and_back(target, converge):
+    proot_only(target)
+    result = converge(name="checked", image="busybox", command=WEB, healthcheck=PROBE)
+    assert result["container"]["config"]["healthcheck"]["test"] == PROBE["test"]
+    assert wait_for(lambda: health(target, "checked")["status"] == "healthy", timeout=15)
+    page = target.rootfs("checked") + "/srv/www/index.html"
+    target.sh(f"mv {page} {page}.away")
+    assert wait_for(lambda: health(target, "checked")["status"] == "unhealthy", timeout=15)
+    state = health(target, "checked")
+    assert state["failing_streak"] >= 2 and state["last_exit_code"] == 1 and "404" in state["last_output"], state
+    target.sh(f"mv {page}.away {page}")
+    assert wait_for(lambda: health(target, "checked")["status"] == "healthy", timeout=15)
+    assert health(target, "checked")["failing_streak"] == 0
+    # state=healthy on a healthy container: nothing to change, nothing to wait for.
+    again = target.volt(name="checked", image="busybox", command=WEB, healthcheck=PROBE, state="healthy")
+    assert again["changed"] is False and again["container"]["health"]["status"] == "healthy", again
+    target.volt(name="checked", state="stopped")
+    assert supervision_left(target, "checked") == []
+    target.volt(name="checked", state="absent")
+
+
+def test_state_healthy_fails_with_the_probes_output(target):
+    proot_only(target)
+    never = {"test": ["sh", "-c", "echo not-today; exit 7"], "interval": 0.3, "retries": 1}
+    result = target.volt(
+        name="never", image="busybox", command=SLEEPER, healthcheck=never, state="healthy", healthy_wait_timeout=3
+    )
+    assert result.get("failed") and "not-today" in result["msg"] and "unhealthy" in result["msg"], result
+    assert result["health"]["last_exit_code"] == 7
+    target.volt(name="never", state="absent")
+    assert supervision_left(target, "never") == []
+
+
+def test_an_unhealthy_container_is_restarted_when_asked(target):
+    proot_only(target)
+    args = {
+        "name": "revived",
+        "image": "busybox",
+        "command": WEB,
+        "healthcheck": dict(PROBE, test=["test", "-e", "/srv/www/healthy"]),
+        "restart_on_unhealthy": True,
+        "restart_policy": "always",
+    }
+    assert target.volt(**args)["changed"] is True
+    assert wait_for(lambda: info(target, "revived")["restart_count"] >= 1, timeout=20)
+    target.sh(f"touch {target.rootfs('revived')}/srv/www/healthy")
+    assert wait_for(lambda: (health(target, "revived") or {}).get("status") == "healthy", timeout=20)
+    target.volt(name="revived", state="absent")
+    assert supervision_left(target, "revived") == []

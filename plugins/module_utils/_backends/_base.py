@@ -52,6 +52,7 @@ class ContainerRecord:
         finished_at: str | None = None,
         restart_count: int = 0,
         exited: bool = False,
+        health: dict | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -72,8 +73,11 @@ class ContainerRecord:
         self.exit_code = exit_code
         self.finished_at = finished_at
         self.exited = exited
-        # Restarts by the backend's own restart policy (systemd's Restart=) since the last start.
+        # Restarts by the restart policy since the last start.
         self.restart_count = restart_count
+        # A running container's health check: status (starting, healthy, unhealthy),
+        # failing_streak, last_exit_code, last_output; None without a check.
+        self.health = health
 
     @property
     def running(self) -> bool:
@@ -320,6 +324,29 @@ class Backend(ABC):
             if time.monotonic() >= deadline:
                 return
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def wait_healthy(self, name: str, timeout: float) -> None:
+        """state=healthy: wait until the health check passes. VoltError with the last probe's
+        output if it has not within timeout, or if the container stops meanwhile."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.inspect(name)
+            if record is None or not record.running:
+                raise VoltError(f"container {name} is not running, so it cannot become healthy")
+            health = record.health
+            if health is None or health["status"] == "healthy":
+                return
+            if time.monotonic() >= deadline:
+                output = health.get("last_output") or "(no output)"
+                raise VoltError(
+                    f"container {name} is {health['status']}, not healthy, after {timeout:g} s "
+                    f"(failing streak {health['failing_streak']}, last probe exit code "
+                    f"{health['last_exit_code']}). The last probe's output:\n{output}",
+                    health=health,
+                )
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
     def _start_failure(self, name: str, grace: float) -> VoltError:
         import time

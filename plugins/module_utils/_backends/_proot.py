@@ -674,7 +674,13 @@ class ProotBackend(Backend):
             finished_at=finished_at,
             exited=bool(state.get("exited")),
             restart_count=_supervisor.read_count(self.container_dir(name)),
+            health=self._health(name, config.get("options", {})) if state.get("status") == "running" else None,
         )
+
+    def _health(self, name: str, options: dict) -> dict | None:
+        if not options.get("healthcheck"):
+            return None
+        return _supervisor.read_health(self.container_dir(name)) or dict(_supervisor.NO_PROBE_YET)
 
     def list(self) -> list[ContainerRecord]:
         return self._survey(self._container_names())
@@ -824,6 +830,15 @@ class ProotBackend(Backend):
         except FileNotFoundError:
             pass
         _supervisor.prepare(directory)
+        health = None
+        if options.get("healthcheck"):
+            check = options["healthcheck"]
+            probe = self.guest_argv(rootfs, dict(options, workdir=launch.workdir), check["test"], (uid, gid))
+            _supervisor.write_probe(directory, probe)
+            shell = self.runner.which("sh") or "/bin/sh"
+            signum = signal_number(launch.stop_signal)
+            restart = bool(options.get("restart_on_unhealthy"))
+            health = _supervisor.health_settings(check, restart, signum, self._host_tool("timeout"), shell)
         supervisor_argv = _supervisor.argv(
             self.runner.which("sh") or "/bin/sh",
             directory,
@@ -835,6 +850,7 @@ class ProotBackend(Backend):
             sleep=self._host_tool("sleep"),
             mv=self._host_tool("mv"),
             log_size=os.stat(log_path).st_size,
+            health=health,
         )
         pid = _trees.daemonize(supervisor_argv, self.guest_env(name, options, home), log_path)
         started = _trees.start_time(pid)

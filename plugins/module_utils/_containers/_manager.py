@@ -36,7 +36,7 @@ def plan(state: State, current: ContainerRecord | None, change: Change | None, r
     if state == "stopped":
         if running_after:
             actions.append("stop")
-    elif state in ("started", "restarted") or (state == "present" and running):
+    elif state in ("started", "healthy", "restarted") or (state == "present" and running):
         if not running_after:
             actions.append("start")
         elif state == "restarted" and "start" not in actions:
@@ -119,6 +119,9 @@ class ContainerManager:
                 after = self.backend.inspect(name)
                 if after is None:
                     lock.discard()  # the container is gone: leave no lock file behind
+        if self.params["state"] == "healthy" and not self.check_mode:
+            self.backend.wait_healthy(name, self.params.get("healthy_wait_timeout") or 0)
+            after = self.backend.inspect(name)
         return {
             "changed": bool(actions),
             "actions": actions,

@@ -25,7 +25,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._validate import 
 BACKENDS = ("proot", "systemd")
 PROOT = frozenset(("proot",))
 SYSTEMD = frozenset(("systemd",))
-STATES = ("present", "started", "stopped", "restarted", "absent")
+STATES = ("present", "started", "healthy", "stopped", "restarted", "absent")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})$")
@@ -196,6 +196,57 @@ def _log_max_files(value: object) -> int:
     return value
 
 
+HEALTHCHECK_DEFAULTS = {"interval": 30.0, "timeout": 30.0, "retries": 3, "start_period": 0.0}
+
+
+def _duration(value: object, what: str) -> float:
+    """Seconds from a number or Docker's spelling (1m30s, 500ms, 2h)."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and re.fullmatch(r"(?:\d+(?:\.\d+)?(?:h|m|s|ms|us))+", value.strip()):
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001}
+        parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", value.strip())
+        seconds = sum(float(number) * units[unit] for number, unit in parts)
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds <= 86400:
+        raise VoltError(f"healthcheck {what} {value!r} must be 0 to 86400 seconds, or a duration such as 30s or 1m30s")
+    return round(seconds, 3)
+
+
+def _healthcheck(value: object) -> dict:
+    """Docker's healthcheck, canonical: test as argv (CMD, CMD-SHELL and NONE spelled as Docker
+    does; a string runs under /bin/sh -c), durations in seconds. {} means none."""
+    if not isinstance(value, dict):
+        raise VoltError(f"healthcheck must be a mapping (test, {', '.join(HEALTHCHECK_DEFAULTS)}), got {value!r}")
+    value = {key: item for key, item in value.items() if item is not None}  # left out in the task
+    unknown = sorted(set(value) - {"test", *HEALTHCHECK_DEFAULTS})
+    if unknown:
+        raise VoltError(f"healthcheck has unknown keys {unknown} (known: test, {', '.join(HEALTHCHECK_DEFAULTS)})")
+    test = value.get("test")
+    if (isinstance(test, list) and test[:1] == ["NONE"]) or test in (None, "", []):
+        if test is None and value:
+            raise VoltError("healthcheck needs a test (a command as a list, or a string for /bin/sh -c)")
+        return {}
+    if isinstance(test, str):
+        argv = ["/bin/sh", "-c", test]
+    elif isinstance(test, list) and test[:1] == ["CMD-SHELL"] and len(test) == 2 and isinstance(test[1], str):
+        argv = ["/bin/sh", "-c", test[1]]
+    else:
+        argv = _command(test[1:] if isinstance(test, list) and test[:1] == ["CMD"] else test)
+    check = {"test": argv}
+    for key, default in HEALTHCHECK_DEFAULTS.items():
+        given = value.get(key)
+        if key == "retries":
+            if given is not None and (isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= 1000):
+                raise VoltError(f"healthcheck retries must be 1 to 1000, got {given!r}")
+            check[key] = default if given is None else given
+        else:
+            check[key] = default if given is None else _duration(given, key)
+    if check["interval"] < 0.1 or check["timeout"] < 0.1:
+        raise VoltError("healthcheck interval and timeout must be at least 0.1 seconds")
+    return check
+
+
 def _network(value: object) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"host|none|[A-Za-z0-9][A-Za-z0-9_.-]{0,14}", value):
         raise VoltError(f"network {value!r} must be host, none, or a bridge name (at most 15 characters)")
@@ -227,6 +278,7 @@ class Option:
         "no_log",
         "normalize",
         "parameter",
+        "suboptions",
         "type",
         "unsupported",
     )
@@ -247,6 +299,7 @@ class Option:
         no_log: bool = False,
         change: str = "recreate",
         parameter: bool = True,
+        suboptions: dict | None = None,
     ) -> None:
         self.name = name
         self.type = type
@@ -264,6 +317,7 @@ class Option:
         # settings in place, or 'update' the settings alone.
         self.change = change
         self.parameter = parameter  # False: derived by the module, never given by the user
+        self.suboptions = suboptions  # a dict option's keys, for the argument spec
 
     def argument_spec(self) -> dict:
         spec: dict = {"type": self.type}
@@ -273,6 +327,8 @@ class Option:
                 spec[key] = list(value) if key == "choices" else value
         if self.no_log:
             spec["no_log"] = True
+        if self.suboptions:
+            spec["options"] = {key: {"type": kind} for key, kind in self.suboptions.items()}
         return spec
 
 
@@ -313,6 +369,16 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     # limits apply, so there the options are stored and ignored without a warning).
     Option("log_max_size", "raw", normalize=_log_max_size, change="restart", empty=1 << 20),
     Option("log_max_files", "int", normalize=_log_max_files, change="restart", empty=3),
+    # Docker's shape; run inside the container (proot: by the supervisor; systemd: by a timer).
+    Option(
+        "healthcheck",
+        "dict",
+        normalize=_healthcheck,
+        change="restart",
+        empty={},
+        suboptions={"test": "raw", "interval": "raw", "timeout": "raw", "retries": "int", "start_period": "raw"},
+    ),
+    Option("restart_on_unhealthy", "bool", change="restart", empty=False),
     Option("enabled", "bool", change="update", empty=False),
     Option("boot", "bool", backends=SYSTEMD, empty=False),
     # proot always shares the host's network; its backend accepts only 'host'.
@@ -328,6 +394,8 @@ CONTAINER_OPTIONS: tuple[Option, ...] = (
     Option("image_config", "dict", parameter=False),
     # How long a start watches the container before it counts as running (not stored).
     Option("start_grace_period", "float", default=1.0, normalize=_grace, config=False),
+    # state=healthy: how long to wait for the health check to pass (not stored).
+    Option("healthy_wait_timeout", "float", default=300.0, config=False),
 )
 CONFIG_OPTIONS = tuple(option for option in CONTAINER_OPTIONS if option.config)
 

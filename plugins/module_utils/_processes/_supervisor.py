@@ -24,6 +24,12 @@ NAME = "volt-supervise"  # the supervisor's $0: with its container directory, it
 # Files the supervisor keeps in the container's directory.
 EXIT_FILE = "exit"  # the last run's exit status (128+N for signal N); its mtime is the end
 RESTARTS_FILE = "restarts"  # restarts since the supervisor started
+RUN_FILE = "run"  # the pid of the proot it runs now
+# The health check's files, in a directory of their own: rewritten at every probe.
+HEALTH_DIR = "health"
+HEALTH_FILE = os.path.join(HEALTH_DIR, "status")  # "status failing-streak last-exit-code"
+HEALTH_OUTPUT = os.path.join(HEALTH_DIR, "output")  # the last probe's output
+HEALTH_SCRIPT = os.path.join(HEALTH_DIR, "probe.sh")  # the module's: runs the probe in the container
 DONE_FILE = "supervisor.done"  # written as it ends: the pump then leaves
 PIPE = os.path.join("logs", ".output")  # the FIFO from the container's output to the pump
 LOG = os.path.join("logs", "current.log")
@@ -31,8 +37,8 @@ LOG = os.path.join("logs", "current.log")
 # Backoff as Docker's: 0.1 s, doubled before each next restart up to 60 s, back to 0.1 s after
 # a run of 10 s or more.
 SCRIPT = r"""
-dir=$1 policy=$2 retries=$3 max_size=$4 max_files=$5 sleep_bin=$6 mv_bin=$7 size=$8
-shift 8
+dir=$1 policy=$2 retries=$3 max_size=$4 max_files=$5 sleep_bin=$6 mv_bin=$7 size=$8 health=$9
+shift 9
 umask 077
 log=$dir/logs/current.log fifo=$dir/logs/.output
 trap '' HUP
@@ -73,13 +79,55 @@ pump() {
 
 uptime() { read -r up rest < /proc/uptime; echo "${up%.*}"; }
 
+# The health check: $health is "interval timeout retries start_period restart signal timeout_bin
+# shell"; $dir/health/probe.sh runs the probe inside the container. Writes "status streak exit"
+# to $dir/health/status and the probe's output to $dir/health/output.
+check_health() {
+    trap - TERM INT
+    set -f
+    set -- $health
+    interval=$1 limit=$2 h_retries=$3 h_start=$4 h_restart=$5 h_signal=$6 timeout_bin=$7 h_shell=$8
+    streak=0 status=starting began=$(uptime)
+    while :; do
+        "$sleep_bin" "$interval"
+        "$timeout_bin" -s KILL "$limit" "$h_shell" "$dir/health/probe.sh" < /dev/null > "$dir/health/output.new" 2>&1
+        code=$?
+        "$mv_bin" -f "$dir/health/output.new" "$dir/health/output"
+        if [ "$code" -eq 0 ]; then
+            streak=0 status=healthy
+        elif [ $(($(uptime) - began)) -ge "$h_start" ] || [ "$status" != starting ]; then
+            streak=$((streak + 1))
+            if [ "$streak" -ge "$h_retries" ]; then
+                [ "$status" = unhealthy ] || [ "$h_restart" = 0 ] || end_payload
+                status=unhealthy
+            fi
+        fi
+        printf '%s %d %d\n' "$status" "$streak" "$code" > "$dir/health/status"
+    done
+}
+
+# restart_on_unhealthy: the payload's main process gets the stop signal; the restart policy
+# decides what follows.
+end_payload() {
+    read -r run < "$dir/run" || return 0
+    kids=
+    read -r kids < "/proc/$run/task/$run/children" || [ -n "$kids" ] || return 0  # no newline there
+    [ -z "$kids" ] || kill "-$h_signal" $kids 2>/dev/null
+}
+
 pump &
+if [ "$health" != - ]; then
+    printf 'starting 0 -1\n' > "$dir/health/status"
+    check_health &
+    checker=$!
+fi
 restarts=0 delay=100
 printf '0\n' > "$dir/restarts"
 while :; do
     began=$(uptime)
     "$@" < /dev/null > "$fifo" 2>&1 &
     pid=$!
+    printf '%d\n' "$pid" > "$dir/run"
     interrupted=
     wait "$pid"
     code=$?
@@ -106,6 +154,7 @@ while :; do
     printf '%d\n' "$restarts" > "$dir/restarts"
     printf '[volt] restart %d after exit status %d\n' "$restarts" "$code" >> "$log"
 done
+[ -z "$checker" ] || kill "$checker" 2>/dev/null
 : > "$dir/supervisor.done"
 : <> "$fifo"
 """
@@ -123,10 +172,72 @@ def argv(
     sleep: str,
     mv: str,
     log_size: int,
+    health: list[str] | None = None,
 ) -> list[str]:
-    """The supervisor's command line for a payload (proot's argv)."""
+    """The supervisor's command line for a payload (proot's argv). health: see health_settings."""
     settings = [policy, str(retries), str(max_size), str(max_files), sleep, mv, str(log_size)]
+    settings.append(" ".join(health) if health else "-")
     return [shell, "-c", SCRIPT, NAME, container_dir, *settings, *payload]
+
+
+def health_settings(check: dict, restart: bool, signum: int, timeout: str, shell: str) -> list[str]:
+    """The supervisor's health words for a canonical healthcheck (see _options._healthcheck)."""
+    import math
+
+    for path in (timeout, shell):
+        if any(char.isspace() for char in path):  # they travel as words of one argument
+            raise ValueError(f"a host program path with white space cannot run health checks: {path!r}")
+    return [
+        f"{check['interval']:g}",
+        f"{check['timeout']:g}",
+        str(check["retries"]),
+        str(math.ceil(check["start_period"])),
+        "1" if restart else "0",
+        str(signum),
+        timeout,
+        shell,
+    ]
+
+
+def write_probe(container_dir: str, host_argv: list[str]) -> None:
+    """The probe script the health check runs: the host command line that runs the test in the
+    container, each word quoted for sh."""
+    import shlex
+
+    from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records
+
+    text = "exec " + " ".join(shlex.quote(arg) for arg in host_argv) + "\n"
+    os.makedirs(os.path.join(container_dir, HEALTH_DIR), 0o700, exist_ok=True)
+    _records.atomic_write(os.path.join(container_dir, HEALTH_SCRIPT), text)
+
+
+# What a container with a health check reports before its first probe.
+NO_PROBE_YET = {"status": "starting", "failing_streak": 0, "last_exit_code": None, "last_output": ""}
+
+
+def read_health(container_dir: str) -> dict | None:
+    """The health check's state as the supervisor wrote it, or None (no check, or not yet)."""
+    text = _read_small(os.path.join(container_dir, HEALTH_FILE), 64)
+    fields = (text or "").split()
+    if len(fields) != 3 or fields[0] not in ("starting", "healthy", "unhealthy"):
+        return None
+    output = _read_small(os.path.join(container_dir, HEALTH_OUTPUT), 4096) or ""
+    code = int(fields[2]) if fields[2].lstrip("-").isdigit() else None
+    return {
+        "status": fields[0],
+        "failing_streak": int(fields[1]) if fields[1].isdigit() else 0,
+        "last_exit_code": None if code is None or code < 0 else code,
+        "last_output": output,
+    }
+
+
+def _read_small(path: str, limit: int) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+        return handle.read(limit)
 
 
 def is_supervisor(cmdline: list[str] | None, container_dir: str) -> bool:
@@ -135,9 +246,13 @@ def is_supervisor(cmdline: list[str] | None, container_dir: str) -> bool:
 
 
 def prepare(container_dir: str) -> None:
-    """Before a supervisor starts: a fresh FIFO, no done mark of an earlier one."""
+    """Before a supervisor starts: a fresh FIFO, no done mark or health of an earlier one."""
+    health = os.path.join(container_dir, HEALTH_DIR)
+    if os.path.islink(health) or (os.path.lexists(health) and not os.path.isdir(health)):
+        os.unlink(health)  # not a directory: not what this version keeps there
     pipe = os.path.join(container_dir, PIPE)
-    for path in (pipe, os.path.join(container_dir, DONE_FILE)):
+    stale = (DONE_FILE, HEALTH_FILE, HEALTH_OUTPUT, HEALTH_SCRIPT, RUN_FILE)  # health/ itself stays
+    for path in (pipe, *(os.path.join(container_dir, name) for name in stale)):
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -147,10 +262,5 @@ def prepare(container_dir: str) -> None:
 
 def read_count(container_dir: str) -> int:
     """Restarts the supervisor made (0 before it wrote any)."""
-    try:
-        fd = os.open(os.path.join(container_dir, RESTARTS_FILE), os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return 0
-    with os.fdopen(fd, encoding="ascii", errors="replace") as handle:
-        text = handle.read(32).strip()
+    text = (_read_small(os.path.join(container_dir, RESTARTS_FILE), 32) or "").strip()
     return int(text) if text.isdigit() else 0

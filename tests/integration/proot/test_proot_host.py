@@ -84,3 +84,19 @@ def test_boot_hook_starts_enabled_containers_only(target, proot):
     assert boot_hook(target, proot).stdout.strip() == "volt-boot: started at-boot"
     pid = target.volt("volt_container_info", name="at-boot")["containers"][0]["pid"]
     assert wait_for(lambda: target.alive(pid), timeout=10)
+
+
+def test_boot_hook_keeps_an_unless_stopped_container_the_module_stopped(target, proot):
+    for name, policy in (("kept-down", "unless-stopped"), ("back-up", "always")):
+        args = {"name": name, "image": "busybox", "command": SLEEPER, "enabled": True, "restart_policy": policy}
+        assert target.volt(**args)["changed"]
+        assert target.volt(**dict(args, state="stopped"))["container"]["status"] == "stopped"
+    booted = boot_hook(target, proot)
+    assert booted.returncode == 0 and booted.stdout.strip() == "volt-boot: started back-up", booted.stderr
+    info = {c["name"]: c for c in target.volt("volt_container_info")["containers"]}
+    assert info["kept-down"]["status"] == "stopped" and info["back-up"]["status"] == "running"
+    # One that exited on its own (not stopped by the module) is started at boot.
+    ended = {"name": "ended", "image": "busybox", "command": ["sh", "-c", "sleep 0.5"], "enabled": True}
+    target.volt(**ended, restart_policy="unless-stopped", restart_retries=1, start_grace_period=0)
+    assert wait_for(lambda: target.volt("volt_container_info", name="ended")["containers"][0]["exited"])
+    assert "volt-boot: started ended" in boot_hook(target, proot).stdout

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._containers import _options
@@ -104,6 +106,8 @@ def test_effective_config_fills_empty_values_only():
         "restart_retries": 0,
         "log_max_size": 1 << 20,
         "log_max_files": 3,
+        "healthcheck": {},
+        "restart_on_unhealthy": False,
         "enabled": False,
     }
 
@@ -216,3 +220,44 @@ def test_start_grace_period_is_a_run_setting_not_stored():
     spec = _options.argument_spec()["start_grace_period"]
     assert spec == {"type": "float", "default": 1.0}
     assert "start_grace_period" not in desired(start_grace_period=5.0)[0]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"test": ["wget", "-q", "http://x/"]}, {"test": ["wget", "-q", "http://x/"]}),
+        ({"test": ["CMD", "true"], "interval": "1m30s"}, {"test": ["true"], "interval": 90.0}),
+        ({"test": ["CMD-SHELL", "curl -f x || exit 1"]}, {"test": ["/bin/sh", "-c", "curl -f x || exit 1"]}),
+        ({"test": "pg_isready", "timeout": "500ms", "retries": 5}, {"test": ["/bin/sh", "-c", "pg_isready"]}),
+        ({"test": ["true"], "start_period": 2.5, "interval": None}, {"test": ["true"], "start_period": 2.5}),
+    ],
+)
+def test_healthcheck_takes_dockers_spellings(given, expected):
+    check = _options.normalize("healthcheck", given)
+    for key, value in expected.items():
+        assert check[key] == value
+    assert set(check) == {"test", "interval", "timeout", "retries", "start_period"}
+    if "timeout" in given:
+        assert check["timeout"] == 0.5 and check["retries"] == 5
+
+
+@pytest.mark.parametrize("given", [{}, {"test": ["NONE"]}, {"test": None, "interval": None}])
+def test_no_healthcheck_is_an_empty_one(given):
+    assert _options.normalize("healthcheck", given) == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"interval": 5}, "needs a test"),
+        ({"test": ["true"], "interval": "soon"}, "interval 'soon'"),
+        ({"test": ["true"], "interval": 0.01}, "at least 0.1"),
+        ({"test": ["true"], "retries": 0}, "retries must be 1 to 1000"),
+        ({"test": ["true"], "tries": 3}, "unknown keys ['tries']"),
+        ({"test": ["-x"]}, "must start with a program"),
+        ("true", "must be a mapping"),
+    ],
+)
+def test_bad_healthchecks_are_refused_by_name(given, message):
+    with pytest.raises(VoltError, match=re.escape(message)):
+        _options.normalize("healthcheck", given)

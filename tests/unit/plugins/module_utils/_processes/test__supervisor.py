@@ -17,11 +17,13 @@ from .....polling import wait_for
 SH = shutil.which("sh")
 
 
-def start(directory, payload, **settings):
+def start(directory, payload, probe=None, **settings):
     (directory / "logs").mkdir(exist_ok=True)
     log = directory / "logs" / "current.log"
     log.touch()
     _supervisor.prepare(str(directory))
+    if probe:
+        _supervisor.write_probe(str(directory), probe)
     options = {"policy": "no", "retries": 0, "max_size": 1 << 20, "max_files": 3}
     options.update(settings)
     argv = _supervisor.argv(
@@ -125,3 +127,25 @@ def test_rotation_keeps_the_limits_and_loses_no_line(tmp_path, files):
     first = int(lines[0].split("-")[1])
     assert lines == [f"line-{i}" for i in range(first, count + 1)]
     assert not list(logs.glob("current.log.%d" % files))
+
+
+def test_health_checks_count_failures_in_a_row_and_recover(tmp_path):
+    flag = tmp_path / "healthy"
+    check = {"test": ["unused"], "interval": 0.2, "timeout": 2, "retries": 2, "start_period": 0}
+    health = _supervisor.health_settings(check, False, 15, shutil.which("timeout"), SH)
+    probe = [SH, "-c", f"echo probing; test -e {flag}"]
+    pid, started = start(tmp_path, ["/bin/sleep", "1000"], probe=probe, health=health)
+    try:
+        assert wait_for(lambda: (_supervisor.read_health(str(tmp_path)) or {}).get("status") == "starting")
+        assert wait_for(lambda: _supervisor.read_health(str(tmp_path))["status"] == "unhealthy", timeout=10)
+        state = _supervisor.read_health(str(tmp_path))
+        assert state["failing_streak"] >= 2 and state["last_exit_code"] == 1 and state["last_output"] == "probing\n"
+        flag.touch()
+        assert wait_for(lambda: _supervisor.read_health(str(tmp_path))["status"] == "healthy", timeout=10)
+        assert _supervisor.read_health(str(tmp_path))["failing_streak"] == 0
+    finally:
+        _trees.send((pid, started), signal.SIGTERM)
+        for proc in session(pid):
+            if (_trees.cmdline(proc.pid) or [""])[0] == "/bin/sleep":
+                os.kill(proc.pid, signal.SIGTERM)
+    assert wait_for(lambda: ended(pid, started), timeout=10)  # the checker ends with the supervisor
