@@ -10,6 +10,7 @@ rewritten (and systemd reloaded) only when its content really changes.
 from __future__ import annotations
 
 import json
+import re
 
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends import _systemd_syntax
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import DEFAULT_STOP_SIGNAL, Launch
@@ -71,6 +72,14 @@ def unit_escape(name: str) -> str:
 
 def unit_name(name: str) -> str:
     return f"volt-container@{unit_escape(name)}.service"
+
+
+def health_timer_name(name: str) -> str:
+    return f"volt-health@{unit_escape(name)}.timer"
+
+
+def health_service_name(name: str) -> str:
+    return f"volt-health@{unit_escape(name)}.service"
 
 
 def quote(arg: str) -> str:
@@ -179,15 +188,25 @@ def parse_record(text: str) -> dict | None:
     return record
 
 
-def render_dropin(config: dict, rootfs: str, host0: list[str] | None = None, exit_file: str | None = None) -> str:
+def render_dropin(
+    config: dict,
+    rootfs: str,
+    host0: list[str] | None = None,
+    exit_file: str | None = None,
+    health_timer: str | None = None,
+) -> str:
     """Per-container unit settings: where the rootfs is, limits and the restart policy; host0 is
     the command that configures the container's network after each start (see _nspawn_network);
-    exit_file where each run's end is written (see EXIT_RECORD)."""
+    exit_file where each run's end is written (see EXIT_RECORD); health_timer the timer each
+    start starts (its template binds it to this unit, so it stops with it)."""
 
     def line(setting: str, value: object, option: str) -> str:
         return _systemd_syntax.assignment("unit", setting, value, option)
 
-    lines = ["# Managed by armoredgate.volt", "[Unit]", *_start_limit(config), *_bridge_ordering(config), "[Service]"]
+    lines = ["# Managed by armoredgate.volt", "[Unit]", *_start_limit(config), *_bridge_ordering(config)]
+    if health_timer:
+        lines.append(line("Wants", [health_timer], "healthcheck"))
+    lines.append("[Service]")
     lines.append(line("Environment", ("VOLT_ROOTFS", rootfs), "data_dir"))
     lines += _waiting_for_the_bridge(config)
     if config.get("memory"):
@@ -323,3 +342,225 @@ _SIGNAL_MAIN_PROCESS = (
     'for pid in $(cat /proc/"$init"/task/"$init"/children); do kill -"$1" "$pid"; done; done; '
     'while kill -0 "$MAINPID" 2>/dev/null; do sleep 0.1; done'
 )
+
+
+# -- health checks ------------------------------------------------------------------------------
+# A timer per container runs a oneshot service per probe: systemd starts, stops and accounts for
+# both, and no process of Volt's waits between probes. Both templates are fixed; the settings of
+# each container are in its instances' drop-ins.
+HEALTH_TIMER_TEMPLATE = "volt-health@.timer"
+HEALTH_SERVICE_TEMPLATE = "volt-health@.service"
+HEALTH_TIMER_UNIT = """\
+# Managed by armoredgate.volt: the health check of the Volt container of the same instance.
+[Unit]
+Description=Health check timer of Volt container %I
+# The container's drop-in Wants= this timer; its stop, crash or removal stops the timer too.
+BindsTo=volt-container@%i.service
+After=volt-container@%i.service
+
+[Timer]
+# OnActiveSec=, OnUnitInactiveSec= and AccuracySec= are in each instance's drop-in.
+"""
+HEALTH_SERVICE_UNIT = """\
+# Managed by armoredgate.volt: one probe of a Volt container's health check, run by its timer.
+[Unit]
+Description=Health check of Volt container %I
+# A stop of the container ends a probe under way; nothing here starts the container.
+PartOf=volt-container@%i.service
+After=volt-container@%i.service
+# One start per interval: the default limit (5 starts in 10 s) would end short intervals.
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+CPUAccounting=yes
+# The probe records live here, root's alone, across probes (and go at a reboot).
+RuntimeDirectory=volt/health
+RuntimeDirectoryMode=0700
+RuntimeDirectoryPreserve=yes
+# No journal lines for each probe's start and end; the script's own errors still show.
+LogLevelMax=notice
+SyslogLevel=warning
+# ExecStart= and TimeoutStartSec= are in each instance's drop-in.
+"""
+# Docker's limit for the output a health record keeps.
+HEALTH_OUTPUT_MAX = 4096
+HEALTH_STATUSES = ("starting", "healthy", "unhealthy")
+# The tools of the host the probe script runs (absolute paths: it runs with no PATH).
+HEALTH_TOOLS = ("env", "machinectl", "timeout", "nsenter", "mv", "head", "cat")
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# One probe, as the timer's service runs it with an empty environment (env -i). The leader comes
+# from machined and the probe enters it as volt_exec does (nsenter, root /proc/PID/root, the
+# directory changed inside); the guest's environment is sourced in a subshell just before the
+# exec. The record ($2): a line "status streak exit-code run" padded to 64 bytes, then the
+# output (at most 4 KiB; the rest is drained, so the probe's exit code stays its own). The run
+# (leader pid:start time) tells a restarted container from the last one: its state starts over.
+HEALTH_PROBE = r"""
+set -f
+umask 077
+name=$1 record=$2 envfile=$3 interval=$4 limit=$5 retries=$6 grace=$7 signal=$8 target=$9
+shift 9
+hz=$1 machinectl=$2 timeout=$3 nsenter=$4 mv=$5 head=$6 cat=$7 ids=$8
+shift 9
+leader=$("$machinectl" show "$name" --property=Leader --value 2>/dev/null) || exit 0
+case $leader in '' | 0 | *[!0-9]*) exit 0 ;; esac
+read -r stat < "/proc/$leader/stat" || exit 0
+started() { set -- $1; shift 19; began=$1; }
+started "${stat##*) }"
+read -r up idle < /proc/uptime
+up=${up%.*}${up#*.}
+while [ "${#up}" -gt 1 ] && [ "${up#0}" != "$up" ]; do up=${up#0}; done
+age=$((up - began * 100 / hz))
+run=$leader:$began
+status=starting streak=0 code=-1 last=
+[ ! -f "$record" ] || read -r status streak code last < "$record"
+if [ "$last" != "$run" ]; then
+    status=starting streak=0 code=-1
+    if [ "$age" -lt "$interval" ]; then
+        printf '%s 0 -1 %s\n' starting "$run" > "$record.new" && "$mv" -f "$record.new" "$record"
+        exit 0
+    fi
+fi
+end_payload() {
+    if [ "$target" = leader ]; then kill -"$signal" "$leader"; return; fi
+    kids=
+    read -r kids < "/proc/$leader/task/$leader/children"
+    for kid in $kids; do
+        while read -r key pids; do
+            [ "$key" = NSpid: ] || continue
+            set -- $pids
+            shift $(($# - 1))
+            [ "$1" != 2 ] || kill -"$signal" "$kid"
+            break
+        done < "/proc/$kid/status"
+    done
+}
+if [ "$ids" = 0:0 ]; then set -- -- "$@"; else set -- --setuid "${ids%:*}" --setgid "${ids#*:}" -- "$@"; fi
+set -- "$timeout" -s KILL "$limit" "$nsenter" --target "$leader" --all --root "--wd=/proc/$leader/root" "$@"
+printf '%63s\n' '' > "$record.new"
+{ (unset PWD; . "$envfile" && exec "$@") < /dev/null 2>&1; echo "$?" > "$record.rc"; } |
+    { "$head" -c 4096 >> "$record.new"; "$cat" > /dev/null; }
+read -r code < "$record.rc" || code=255
+if [ "$code" -eq 0 ]; then
+    status=healthy streak=0
+elif [ "$status" != starting ] || [ "$age" -ge "$grace" ]; then
+    streak=$((streak + 1))
+    if [ "$streak" -ge "$retries" ]; then
+        [ "$status" = unhealthy ] || [ "$signal" = 0 ] || end_payload
+        status=unhealthy
+    fi
+fi
+printf '%s %d %d %s' "$status" "$streak" "$code" "$run" 1<> "$record.new"
+"$mv" -f "$record.new" "$record"
+"""
+
+
+def _one_line(script: str) -> str:
+    """A script as one line (a unit setting is one line): newlines become '; ', or a space
+    after a word that continues the command."""
+    lines = [line.strip() for line in script.strip().splitlines() if line.strip()]
+    joined = lines[0]
+    for previous, line in zip(lines, lines[1:]):
+        joined += (" " if previous.endswith(("then", "do", "else", "{", "|", "&&", "||")) else "; ") + line
+    return joined
+
+
+HEALTH_PROBE_LINE = _one_line(HEALTH_PROBE)
+# Into the probe's working directory inside the container (as exec_command does).
+_HEALTH_CD = 'cd -- "$1" || exit 125; shift; exec "$@"'
+
+
+def health_probe(check: dict, workdir: str) -> list[str]:
+    """The command run in the container: the test, in the container's working directory."""
+    if workdir == "/":
+        return list(check["test"])
+    return ["/bin/sh", "-c", _HEALTH_CD, "volt-health", workdir, *check["test"]]
+
+
+def render_health_timer(check: dict) -> str:
+    """The timer's drop-in: the first probe one interval after the start, then one interval
+    after each probe ends (a slow probe never overlaps the next)."""
+    interval = max(1, round(check["interval"] * 1000))
+
+    def line(setting: str, value: object) -> str:
+        return _systemd_syntax.assignment("unit", setting, value, "healthcheck interval")
+
+    lines = ["# Managed by armoredgate.volt", "[Timer]", line("OnActiveSec", interval)]
+    lines.append(line("OnUnitInactiveSec", interval))
+    # Small, so probes come when asked; a twentieth of the interval still lets systemd batch.
+    lines.append(line("AccuracySec", max(1, min(1000, interval // 20))))
+    return "\n".join(lines) + "\n"
+
+
+def render_health_service(
+    name: str,
+    check: dict,
+    probe: list[str],
+    *,
+    record: str,
+    env_file: str,
+    ids: tuple[int, int],
+    signal: int,
+    target: str,
+    hz: int,
+    tools: dict[str, str],
+) -> str:
+    """The service's drop-in: the probe script with the container's settings (see HEALTH_PROBE).
+    signal is what the main process (target 'payload', or the 'leader' of a booted container)
+    gets on becoming unhealthy, 0 for nothing."""
+    import math
+
+    settings = [
+        name,
+        record,
+        env_file,
+        str(max(1, round(check["interval"] * 100))),  # centiseconds, as /proc/uptime counts
+        f"{check['timeout']:g}",
+        str(check["retries"]),
+        str(round(check["start_period"] * 100)),
+        str(signal),
+        target,
+        str(hz),
+        *(tools[tool] for tool in HEALTH_TOOLS[1:]),
+        f"{ids[0]}:{ids[1]}",
+        "--",
+    ]
+    command = [tools["env"], "-i", "/bin/sh", "-c", HEALTH_PROBE_LINE, "volt-health", *settings, *probe]
+    lines = ["# Managed by armoredgate.volt", "[Service]"]
+    lines.append(_systemd_syntax.assignment("unit", "ExecStart", command, "healthcheck test"))
+    # timeout(1) ends the probe; this only bounds the script around it.
+    limit = math.ceil(check["timeout"]) + 30
+    lines.append(_systemd_syntax.assignment("unit", "TimeoutStartSec", limit, "healthcheck timeout"))
+    return "\n".join(lines) + "\n"
+
+
+def render_health_env(env: dict[str, str]) -> str:
+    """The probe's environment as sh code the probe script sources (each value quoted for sh;
+    a variable name that is not one would be code, so it is refused)."""
+    import shlex
+
+    lines = []
+    for key, value in sorted(env.items()):
+        if not _ENV_KEY_RE.fullmatch(key):
+            raise VoltError(f"env {key!r} is not a valid variable name", option="env")
+        lines.append(f"export {key}={shlex.quote(value)}\n")
+    return "".join(lines)
+
+
+def parse_health_record(data: bytes, run: str | None) -> dict | None:
+    """The health of a HEALTH_PROBE record, or None when it is not about `run` (the running
+    container's leader pid:start time) or holds no verdict yet."""
+    first, _newline, output = data.partition(b"\n")
+    fields = first.decode("ascii", "replace").split()
+    if len(fields) != 4 or fields[0] not in HEALTH_STATUSES or run is None or fields[3] != run:
+        return None
+    if not fields[1].isdigit() or not fields[2].lstrip("-").isdigit():
+        return None
+    code = int(fields[2])
+    return {
+        "status": fields[0],
+        "failing_streak": int(fields[1]),
+        "last_exit_code": code if code >= 0 else None,
+        "last_output": output[:HEALTH_OUTPUT_MAX].decode("utf-8", "replace"),
+    }

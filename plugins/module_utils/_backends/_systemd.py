@@ -6,6 +6,9 @@
 Layout: rootfs at <data_dir>/containers/<name>, settings in /etc/systemd/nspawn/<name>.nspawn
 (whose first line is the Volt record: config and creation time), limits, the restart policy and
 the rootfs path in the drop-in /etc/systemd/system/volt-container@<name>.service.d/50-volt.conf.
+A health check is the timer volt-health@<name>.timer, which the container's unit wants and which
+starts the probe service volt-health@<name>.service, each with a drop-in of the same name; the
+probe's environment is in <data_dir>/health/<name>.env, its record in /run/volt/health/<name>.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ansible_collections.armoredgate.volt.plugins.module_utils._backends._base i
 from ansible_collections.armoredgate.volt.plugins.module_utils._backends._launch import Launch
 from ansible_collections.armoredgate.volt.plugins.module_utils._errors import CorruptRecord, ForeignRecord, VoltError
 from ansible_collections.armoredgate.volt.plugins.module_utils._files import _records, _rootfs
+from ansible_collections.armoredgate.volt.plugins.module_utils._images._image_config import signal_number
 from ansible_collections.armoredgate.volt.plugins.module_utils._validate import validate_name
 
 NSPAWN_DIR = "/etc/systemd/nspawn"
@@ -37,6 +41,9 @@ BUSY_STATES = (*RUNNING_STATES, "deactivating")
 _POLL_SECONDS = 0.1
 BRIDGE = "voltbr0"
 EXIT_DIR = "/run/volt/exit"
+# The health service's RuntimeDirectory= (see _nspawn_files.HEALTH_SERVICE_UNIT).
+HEALTH_DIR = "/run/volt/health"
+_HOST_TOOL_DIRS = ("/usr/bin", "/bin", "/usr/sbin", "/sbin")
 
 
 def nspawn_user(root: str, user: str) -> str:
@@ -106,6 +113,30 @@ class SystemdBackend(Backend):
     def _dropin(name: str) -> str:
         return os.path.join(UNIT_DIR, _nspawn_files.unit_name(validate_name(name)) + ".d", DROPIN_NAME)
 
+    @staticmethod
+    def _health_dropins(name: str) -> tuple[str, str]:
+        """The drop-ins of the container's health timer and health service."""
+        validate_name(name)
+        return (
+            os.path.join(UNIT_DIR, _nspawn_files.health_timer_name(name) + ".d", DROPIN_NAME),
+            os.path.join(UNIT_DIR, _nspawn_files.health_service_name(name) + ".d", DROPIN_NAME),
+        )
+
+    def _health_env(self, name: str) -> str:
+        """The probe's environment (it holds secret_env: private, and not a unit setting, which
+        any user could read through systemctl show)."""
+        return os.path.join(self.data_dir, "health", validate_name(name) + ".env")
+
+    @staticmethod
+    def _health_record(name: str) -> str:
+        return os.path.join(HEALTH_DIR, validate_name(name))
+
+    def _health_files(self, name: str) -> tuple[str, ...]:
+        """What a health check keeps besides its drop-ins: the environment, the record and the
+        probe script's temporary files."""
+        record = self._health_record(name)
+        return (self._health_env(name), record, record + ".new", record + ".rc")
+
     def _systemctl(self, *args: str, check: bool = True) -> tuple[int, str, str]:
         return self.runner.run(["systemctl", *args], check=check)
 
@@ -135,6 +166,121 @@ class SystemdBackend(Backend):
             return False
         return self._write_if_changed(path, _nspawn_files.TEMPLATE_UNIT)
 
+    def _install_health_templates(self) -> bool:
+        written = False
+        for name, text in (
+            (_nspawn_files.HEALTH_TIMER_TEMPLATE, _nspawn_files.HEALTH_TIMER_UNIT),
+            (_nspawn_files.HEALTH_SERVICE_TEMPLATE, _nspawn_files.HEALTH_SERVICE_UNIT),
+        ):
+            path = os.path.join(UNIT_DIR, name)
+            if not os.path.exists(path):  # as the container template: an administrator's once there
+                written = self._write_if_changed(path, text) or written
+        return written
+
+    @staticmethod
+    def _host_tool(name: str) -> str | None:
+        """A program of the host at a fixed place (the probe runs without PATH; the same path on
+        every run keeps the drop-in unchanged)."""
+        for directory in _HOST_TOOL_DIRS:
+            path = os.path.join(directory, name)
+            if os.access(path, os.X_OK) and os.path.isfile(path):
+                return path
+        return None
+
+    def _render_health(self, name: str, config: dict, root: str) -> tuple[str, str, str] | None:
+        """(timer drop-in, service drop-in, environment file) of the container's health check, or
+        None without one. The probe runs as volt_exec runs commands: the container's user, its
+        working directory, its whole environment."""
+        check = config.get("healthcheck")
+        if not check:
+            return None
+        launch = Launch(config)
+        uid, gid, home = self.exec_user(root, None, config)
+        if launch.workdir != "/" and not _rootfs.is_executable_file(root, "/bin/sh"):
+            raise VoltError(
+                f"healthcheck: changing into the workdir {launch.workdir!r} in container {name} needs /bin/sh in it",
+                option="healthcheck",
+            )
+        if config.get("boot"):
+            # The container's init: what the unit's own stop sends it (nspawn's SIGRTMIN+3).
+            target, signal = "leader", signal_number("SIGRTMIN+3")
+        else:
+            target, signal = "payload", signal_number(launch.stop_signal)
+        tools = {tool: self._host_tool(tool) or f"/usr/bin/{tool}" for tool in _nspawn_files.HEALTH_TOOLS}
+        service = _nspawn_files.render_health_service(
+            name,
+            check,
+            _nspawn_files.health_probe(check, launch.workdir),
+            record=self._health_record(name),
+            env_file=self._health_env(name),
+            ids=(uid, gid),
+            signal=signal if config.get("restart_on_unhealthy") else 0,
+            target=target,
+            hz=os.sysconf("SC_CLK_TCK"),
+            tools=tools,
+        )
+        env = _nspawn_files.render_health_env(self.guest_env(name, config, home))
+        return _nspawn_files.render_health_timer(check), service, env
+
+    def _write_health(self, name: str, rendered: tuple[str, str, str] | None) -> bool:
+        """Write (or remove) the health check's files; True when systemd must reload."""
+        dropins = self._health_dropins(name)
+        if rendered is None:
+            if not any(os.path.exists(path) for path in dropins):
+                return False
+            # Before its settings go: a timer without any is refused at the next reload.
+            self._systemctl("stop", _nspawn_files.health_timer_name(name), check=False)
+            self._remove_files(name, dropins, self._health_files(name))
+            return True
+        timer, service, env = rendered
+        changed = self._install_health_templates()
+        _records.private_dir(self.data_dir)
+        _records.private_dir(os.path.dirname(self._health_env(name)))
+        self._write_if_changed(self._health_env(name), env, PRIVATE)  # read at each probe
+        changed = self._write_if_changed(dropins[0], timer) or changed
+        return self._write_if_changed(dropins[1], service, PRIVATE) or changed
+
+    @staticmethod
+    def _remove_files(name: str, dropins: tuple[str, ...], others: tuple[str, ...] = ()) -> None:
+        """Remove drop-ins (and their directories once empty) and other files of the container."""
+        for path in (*dropins, *others):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        for path in dropins:
+            directory = os.path.dirname(path)
+            if os.path.isdir(directory) and not os.listdir(directory):
+                os.rmdir(directory)
+
+    def _health(self, name: str, config: dict, leader: int | None) -> dict | None:
+        """A running container's health, from the record its probes write (starting until the
+        first probe of this run: a record of an earlier run is not this one's)."""
+        if not config.get("healthcheck"):
+            return None
+        data = b""
+        try:
+            fd = os.open(self._health_record(name), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            pass
+        else:
+            with os.fdopen(fd, "rb") as handle:
+                data = handle.read(64 + _nspawn_files.HEALTH_OUTPUT_MAX)
+        health = _nspawn_files.parse_health_record(data, self._run(leader))
+        return health or {"status": "starting", "failing_streak": 0, "last_exit_code": None, "last_output": ""}
+
+    @staticmethod
+    def _run(leader: int | None) -> str | None:
+        """A run of the container, as the probe script names it: leader pid:start time."""
+        if not leader:
+            return None
+        try:
+            with open(f"/proc/{leader}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return f"{leader}:{fields[19]}" if len(fields) > 19 else None
+
     def default_config(self) -> dict:
         """A new container joins the voltbr0 bridge when the host has one, else the host's network."""
         return {"network": BRIDGE if os.path.isdir(f"/sys/class/net/{BRIDGE}/bridge") else "host"}
@@ -162,6 +308,14 @@ class SystemdBackend(Backend):
         root = self.source(name, config) if "create" in actions else self.rootfs(name)
         if "create" in actions or "update" in actions:
             self._check_renders(name, config, root)
+        if config.get("healthcheck") and {"create", "update", "start"} & set(actions):
+            missing = [tool for tool in _nspawn_files.HEALTH_TOOLS if self._host_tool(tool) is None]
+            if missing:
+                raise VoltError(
+                    f"healthcheck: the host lacks {', '.join(missing)} (in {', '.join(_HOST_TOOL_DIRS)}), "
+                    "which the probes run with (coreutils, util-linux, systemd-container)",
+                    option="healthcheck",
+                )
         if "start" in actions:
             if self.runner.which("systemd-nspawn") is None:
                 raise VoltError(
@@ -178,6 +332,7 @@ class SystemdBackend(Backend):
         self._launch_record(record, config, root)
         _nspawn_files.render_dropin(config, self.rootfs(name), None, self._exit_file(name))
         _nspawn_files.render_nspawn(config, record)
+        self._render_health(name, config, root)
 
     @staticmethod
     def _launch_record(record: dict, config: dict, root: str) -> None:
@@ -274,12 +429,12 @@ class SystemdBackend(Backend):
             # Only the record knows about starts before the last boot.
             status = "stopped" if record.get("started") or unit.get("ExecMainStartTimestamp") else "created"
         pid = self._leader(name) if status == "running" else None
+        config = record.get("config", {})
         private = record.get("config", {}).get("network") not in (None, "host", "none")
         addresses = self._addresses(name) if status == "running" and private else []
         ip_address = _nspawn_network.ipv4(addresses)
         rootfs = self.rootfs(name)
         last_exit = (None, None) if status == "running" else self._last_exit(name)
-        config = record.get("config", {})
         return ContainerRecord(
             name=name,
             backend=self.name,
@@ -299,6 +454,7 @@ class SystemdBackend(Backend):
             restart_count=self._restart_count(unit, config),
             # Ended, and not by a stop of Volt's (a host shutdown leaves no exit status behind).
             exited=status == "stopped" and last_exit[0] is not None and not record.get("stopped_by_volt"),
+            health=self._health(name, config, pid) if status == "running" else None,
         )
 
     @staticmethod
@@ -340,10 +496,13 @@ class SystemdBackend(Backend):
         # The same entrypoint detection as proot, done once, when the rootfs is in place.
         self._launch_record(record, config, self.rootfs(name))
         # Render both before writing either: a refused value leaves the files as they were.
+        health = self._render_health(name, config, self.rootfs(name))
+        timer = _nspawn_files.health_timer_name(name) if health else None
         with self._host0(name, config, previous, record) as host0:
-            dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0, self._exit_file(name))
+            dropin = _nspawn_files.render_dropin(config, self.rootfs(name), host0, self._exit_file(name), timer)
             settings = _nspawn_files.render_nspawn(config, record, self.read_secrets(name))
             unit_changed = self._write_if_changed(self._dropin(name), dropin, PRIVATE)
+            unit_changed = self._write_health(name, health) or unit_changed
             self._write_if_changed(self._settings(name), settings, PRIVATE)
             return unit_changed
 
@@ -395,7 +554,12 @@ class SystemdBackend(Backend):
                 _rootfs.sanitize_tree(staging, strip_setid=False)  # setuid works (and is needed) in nspawn
                 self._add_usr(staging)
                 self._install_template()
-                written = [self._dropin(name), self._settings(name)]
+                written = [
+                    self._dropin(name),
+                    *self._health_dropins(name),
+                    self._health_env(name),
+                    self._settings(name),
+                ]
                 os.rename(staging, final)
             self._write_settings(name, config, {})  # the .nspawn record comes last
             self._systemctl("daemon-reload")
@@ -429,28 +593,27 @@ class SystemdBackend(Backend):
         self.stop(name, stop_timeout)  # also ends a stop under way: nothing may run on the files below
         self._systemctl("reset-failed", unit, check=False)  # a SIGKILLed payload fails the unit
         self._systemctl("disable", "--quiet", unit, check=False)
-        for path in (self._settings(name), self._dropin(name)):
-            if os.path.exists(path) and (path != self._settings(name) or self._written_by_volt(path)):
-                os.unlink(path)
-        dropin_dir = os.path.dirname(self._dropin(name))
-        if os.path.isdir(dropin_dir) and not os.listdir(dropin_dir):
-            os.rmdir(dropin_dir)
+        dropins = self._health_dropins(name)
+        health_units: tuple[str, ...] = ()
+        if any(os.path.exists(path) for path in dropins):
+            health_units = (_nspawn_files.health_timer_name(name), _nspawn_files.health_service_name(name))
+            self._systemctl("stop", *health_units, check=False)  # stopped with the container, unless edited
+        if self._written_by_volt(self._settings(name)):
+            os.unlink(self._settings(name))
+        self._remove_files(name, (self._dropin(name), *dropins), (self._exit_file(name), *self._health_files(name)))
         self._systemctl("daemon-reload")
-        self._systemctl("reset-failed", unit, check=False)
-        try:
-            os.unlink(self._exit_file(name))
-        except FileNotFoundError:
-            pass
+        self._systemctl("reset-failed", unit, *health_units, check=False)
         _rootfs.remove_aside(self.rootfs(name), name)
 
     def start(self, name: str) -> None:
         unit = _nspawn_files.unit_name(name)
         self._prepare_network(name)
         self._refresh_settings(name)  # a unit written by an older version runs as this one does
-        try:
-            os.unlink(self._exit_file(name))  # the last run's; this run's end writes a new one
-        except FileNotFoundError:
-            pass
+        for path in (self._exit_file(name), self._health_record(name)):
+            try:
+                os.unlink(path)  # the last run's; this run writes its own
+            except FileNotFoundError:
+                pass
         # restart_retries counts from this start: forget earlier starts (a unit left failed by
         # the start limit refuses any start until then). Fails harmlessly on an unloaded unit.
         self._systemctl("reset-failed", unit, check=False)

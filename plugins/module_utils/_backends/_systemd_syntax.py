@@ -16,7 +16,9 @@ Only then does the setting's own parser see the value, and each parser has rules
 - unit Environment=: '%' specifiers first ('%%' is '%'), then words with "..." grouping and
   C escapes ('\\\\', '\\"').
 - .nspawn User= and Hostname=: a user or host name, verbatim (only names of letters, digits, '_', '.', '-' pass).
-- unit ExecStartPost=, ExecStop= and ExecStopPost=: as unit Environment=, and '$' expands
+- unit Wants=: unit names, split on whitespace; backslashes kept as they are ('\\x2d' of an
+  escaped name stays), '%' specifiers expanded.
+- unit ExecStart=, ExecStartPost=, ExecStop= and ExecStopPost=: as unit Environment=, and '$' expands
   variables when the command runs ('$$' is '$'); the program, first, must be an absolute path
   (a leading '-', '@', '+', '!' or ':' would be a prefix).
 
@@ -222,6 +224,19 @@ def _unit_words(value: object) -> str:
     return " ".join(value)
 
 
+_UNIT_NAME_RE = re.compile(r"(?:[A-Za-z0-9:_.@-]|\\x[0-9a-f]{2})+")
+
+
+def _unit_names(value: object) -> str:
+    """Names of units (as unit_escape() makes them): a dependency setting keeps backslashes as
+    they are and expands '%' specifiers, which an escaped name never holds ('%' is '\\x25')."""
+    if not isinstance(value, list) or not value or not all(isinstance(word, str) for word in value):
+        raise _Refused("it is not a non-empty list of unit names")
+    if not all(_UNIT_NAME_RE.fullmatch(word) for word in value):
+        raise _Refused("a unit name holds a character other than letters, digits, :_.@- and \\xNN escapes")
+    return " ".join(value)
+
+
 # (file, setting) -> the encoder implementing that setting's syntax.
 _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("nspawn", "Boot"): _token,
@@ -246,6 +261,12 @@ _SETTINGS: dict[tuple[str, str], Callable[[object], str]] = {
     ("unit", "KillMode"): _token,
     ("unit", "TimeoutStopSec"): _seconds,
     ("unit", "After"): _unit_words,
+    ("unit", "Wants"): _unit_names,
+    ("unit", "ExecStart"): _unit_command,
+    ("unit", "TimeoutStartSec"): _seconds,
+    ("unit", "OnActiveSec"): _milliseconds,
+    ("unit", "OnUnitInactiveSec"): _milliseconds,
+    ("unit", "AccuracySec"): _milliseconds,
     ("unit", "ExecStartPre"): _unit_words,
     ("unit", "ExecStartPost"): _unit_command,
     ("unit", "ExecStop"): _unit_command,

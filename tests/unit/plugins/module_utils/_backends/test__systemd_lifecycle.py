@@ -237,3 +237,88 @@ def test_every_start_resets_the_start_limit_first(make_backend):
 )
 def test_restart_count_is_nrestarts_within_restart_retries(restarts, config, count):
     assert _systemd.SystemdBackend._restart_count({"NRestarts": restarts}, config) == count
+
+
+HEALTHY = {
+    "command": ["httpd", "-f"],
+    "healthcheck": _options._healthcheck({"test": ["wget", "-q", "-O-", "http://127.0.0.1/"], "interval": 1}),
+}
+
+
+def health_paths(backend, name: str) -> list[str]:
+    return [*backend._health_dropins(name), backend._health_env(name)]
+
+
+def test_a_health_check_is_a_timer_the_unit_wants_with_its_drop_ins(make_backend):
+    backend = make_backend(["inactive"])
+    assert backend._write_settings("my-web", HEALTHY, {}) is True
+    assert all(os.path.exists(path) for path in health_paths(backend, "my-web"))
+    for template in (_nspawn_files.HEALTH_TIMER_TEMPLATE, _nspawn_files.HEALTH_SERVICE_TEMPLATE):
+        assert os.path.exists(os.path.join(_systemd.UNIT_DIR, template))
+    assert "Wants=volt-health@my\\x2dweb.timer" in open(backend._dropin("my-web")).read()
+    timer, service = backend._health_dropins("my-web")
+    assert timer.endswith("/volt-health@my\\x2dweb.timer.d/50-volt.conf")
+    assert "OnUnitInactiveSec=1000ms" in open(timer).read()
+    assert os.stat(service).st_mode & 0o777 == 0o600 and os.stat(backend._health_env("my-web")).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(backend._health_env("my-web"))).st_mode & 0o777 == 0o700
+    assert "export CONTAINER_NAME=my-web\n" in open(backend._health_env("my-web")).read()
+    assert backend._write_settings("my-web", HEALTHY, {}) is False, "unchanged: nothing to reload"
+
+
+def test_changing_the_check_rewrites_its_drop_ins_and_removing_it_stops_the_timer_first(make_backend):
+    backend = make_backend(["active"])
+    backend._write_settings("web", HEALTHY, {})
+    slower = dict(HEALTHY, healthcheck=dict(HEALTHY["healthcheck"], interval=5.0))
+    assert backend._write_settings("web", slower, {}) is True
+    assert "OnActiveSec=5000ms" in open(backend._health_dropins("web")[0]).read()
+    assert backend._write_settings("web", dict(HEALTHY, restart_on_unhealthy=True), {}) is True
+    backend.runner.commands.clear()
+    assert backend._write_settings("web", {"command": ["httpd", "-f"]}, {}) is True
+    assert backend.runner.commands == [["systemctl", "stop", "volt-health@web.timer"]]
+    assert not any(os.path.exists(path) for path in health_paths(backend, "web"))
+    assert not os.path.exists(os.path.dirname(backend._health_dropins("web")[0]))
+    assert "Wants=" not in open(backend._dropin("web")).read()
+    assert backend._write_settings("web", {"command": ["httpd", "-f"]}, {}) is False
+
+
+def test_restart_on_unhealthy_signals_the_payload_or_a_booted_init(make_backend):
+    backend = make_backend(["inactive"])
+    rendered = backend._render_health("web", dict(HEALTHY, restart_on_unhealthy=True, stop_signal="SIGQUIT"), "/")
+    assert '"3" "payload"' in rendered[1]
+    assert '"0" "payload"' in backend._render_health("web", HEALTHY, "/")[1]
+    booted = backend._render_health("web", dict(HEALTHY, boot=True, restart_on_unhealthy=True), "/")
+    assert '"37" "leader"' in booted[1]
+
+
+def test_absent_removes_every_file_of_the_health_check(make_backend, monkeypatch, tmp_path):
+    monkeypatch.setattr(_systemd, "HEALTH_DIR", str(tmp_path / "run-health"))
+    backend = make_backend(["inactive"])
+    os.makedirs(backend.rootfs("web"))
+    backend._write_settings("web", HEALTHY, {})
+    os.makedirs(_systemd.HEALTH_DIR)
+    for suffix in ("", ".new", ".rc"):
+        open(backend._health_record("web") + suffix, "w").close()
+    backend.remove("web", 1)
+    assert not any(os.path.exists(path) for path in health_paths(backend, "web"))
+    assert os.listdir(_systemd.HEALTH_DIR) == []
+    assert ["systemctl", "stop", "volt-health@web.timer", "volt-health@web.service"] in backend.runner.commands
+    assert [path for path in os.listdir(_systemd.UNIT_DIR) if "@web" in path] == []
+
+
+def test_health_is_reported_for_the_running_run_only(make_backend, monkeypatch, tmp_path):
+    monkeypatch.setattr(_systemd, "HEALTH_DIR", str(tmp_path / "run-health"))
+    os.makedirs(_systemd.HEALTH_DIR)
+    backend = make_backend(["inactive"])
+    leader = os.getpid()
+    run = backend._run(leader)
+    assert run and run.startswith(f"{leader}:")
+    with open(backend._health_record("web"), "w") as handle:
+        handle.write(f"healthy 0 0 {run}".ljust(63) + "\nok\n")
+    assert backend._health("web", HEALTHY, leader) == {
+        "status": "healthy",
+        "failing_streak": 0,
+        "last_exit_code": 0,
+        "last_output": "ok\n",
+    }
+    assert backend._health("web", HEALTHY, 1)["status"] == "starting", "another run's record"
+    assert backend._health("web", {"command": ["httpd"]}, leader) is None, "no check"
