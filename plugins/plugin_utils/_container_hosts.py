@@ -92,12 +92,14 @@ class LocalHost:
         return [record.to_result() for record in _volt(self._backend.list)]
 
     def exec(self, name: str, argv: list[str], *, user: str | None, in_data: bytes | None) -> tuple[int, bytes, bytes]:
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._exec import run_in_container
         from ansible_collections.armoredgate.volt.plugins.module_utils._entry._host_entry import start_directory
         from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
 
         cwd = _volt(start_directory, self._backend, name, user)
-        host_argv, env = _volt(self._backend.exec_command, name, argv, cwd=cwd, user=user)
-        rc, out, err, _timed_out = _volt(Runner().execute, host_argv, env, in_data)
+        rc, out, err, _timed_out = _volt(
+            run_in_container, self._backend, Runner(), name, argv, cwd=cwd, user=user, stdin=in_data
+        )
         return rc, out, err
 
     def _rootfs(self, name: str) -> str:

@@ -71,18 +71,27 @@ def test_timeout_ends_every_process_it_started(running):
     assert running.volt("volt_container_info", name="box")["containers"][0]["status"] == "running"
 
 
-def test_processes_that_leave_the_session_end_with_the_command(running):
-    """A command that double-forks a setsid daemon returns when it ends, and the daemon goes
-    with it; on timeout too. They used to keep running on the host (systemd: outside the
-    container's unit, where stopping the container did not reach them; proot: untraced)."""
+def test_background_processes_outlive_the_command_until_the_container_stops(running):
+    """As docker exec: the call returns when the command ends; what it started in the
+    background, a setsid double-forked daemon too, keeps running in the container (proot: still
+    traced, so its paths are the container's) until the container stops. A timeout ends it all."""
     marker = "31338"
     done = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); echo ran; exit 3"], timeout=60)
     assert done["rc"] == 3 and done["stdout"] == "ran", done
-    assert wait_for(lambda: not sleepers(running, f"sleep {marker}"), timeout=10), sleepers(running, marker)
+    assert len(sleepers(running, f"sleep {marker}")) == 1
+    (pid,) = [line.split()[0] for line in sleepers(running, f"sleep {marker}")]
+    if running.backend == "proot":
+        tracer = running.sh(f"awk '/^TracerPid/ {{print $2}}' /proc/{pid}/status").strip()
+        assert tracer != "0", "the background process is not traced by proot"
+    else:
+        assert "volt-exec-box-" in running.sh(f"cat /proc/{pid}/cgroup")  # the scope bound to the unit
     marker = "31339"
     timed = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); exec sleep 100"], timeout=2)
     assert timed["failed"] and timed["timed_out"] is True
     assert wait_for(lambda: not sleepers(running, f"sleep {marker}"), timeout=10), sleepers(running, marker)
+    assert sleepers(running, "sleep 31338"), "a timeout ended another command's background process"
+    running.volt(name="box", state="stopped")
+    assert wait_for(lambda: not sleepers(running, "sleep 31338"), timeout=10), sleepers(running, "31338")
 
 
 def test_creates_and_removes_decide_in_check_mode_too(running):

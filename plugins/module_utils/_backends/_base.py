@@ -458,6 +458,11 @@ class Backend(ABC):
 
     # The systemd backend's scope of the last exec_command (see end_exec).
     exec_scope = ""
+    # Whether exec_command takes status_fd: the command's exit status is written there as it
+    # ends, because the host process (proot) outlives it while its background children run.
+    exec_reports_status = False
+    # Whether the last exec_command's command line does so (proot: when the guest has /bin/sh).
+    exec_detached = False
 
     def end_exec(self) -> None:  # noqa: B027 - optional hook
         """End what the last exec_command's command left behind, once it has exited or timed out

@@ -750,10 +750,16 @@ class ProotBackend(Backend):
         _rootfs.remove_aside(directory, name)
 
     def guest_argv(
-        self, rootfs: str, config: dict, command: list[str], identity: tuple[int, int] = (0, 0)
+        self,
+        rootfs: str,
+        config: dict,
+        command: list[str],
+        identity: tuple[int, int] = (0, 0),
+        kill_on_exit: bool = True,
     ) -> list[str]:
         """The proot command line for a guest command; start and exec share it. identity is
-        the (uid, gid) the guest sees (proot fakes it; the processes stay the host user's)."""
+        the (uid, gid) the guest sees (proot fakes it; the processes stay the host user's).
+        kill_on_exit: when the command ends, so does everything it started (where proot can)."""
         features = self.features()
         argv = [
             self.proot(),
@@ -773,7 +779,7 @@ class ProotBackend(Backend):
         ]
         if config.get("kernel_release"):
             argv += ["-k", config["kernel_release"]]
-        if features.kill_on_exit:
+        if features.kill_on_exit and kill_on_exit:
             argv.append("--kill-on-exit")
         if features.link2symlink and on_android():  # SELinux forbids hard links there
             argv.append("--link2symlink")
@@ -943,11 +949,24 @@ class ProotBackend(Backend):
             return None, None  # being written, or not the supervisor's
         return int(text), _records.utc_time(finished)
 
+    exec_reports_status = True
+
     def exec_command(
-        self, name: str, argv: list[str], *, cwd: str | None = None, user: str | None = None, env: dict | None = None
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        user: str | None = None,
+        env: dict | None = None,
+        status_fd: int | None = None,
     ) -> tuple[list[str], dict[str, str]]:
+        """status_fd: the guest's /bin/sh runs the command and writes its exit status to that
+        fd as it ends, and nothing is killed at its end: proot goes on tracing (so translating
+        the paths of) what the command left in the background until that ends or the container
+        stops. Without /bin/sh in the guest, what it left behind ends with it (exec_detached)."""
         records = self._read(name)
-        if records is None or not self._running(records[1]):
+        if records is None or self._proven(records[1]) is None:
             raise self.cannot_enter(name)
         self.refuse_unsafe_proot()
         options = records[0].get("options", {})
@@ -955,7 +974,17 @@ class ProotBackend(Backend):
         uid, gid, home = self.exec_user(rootfs, user, options)
         exec_options = dict(options, workdir=cwd or Launch(options).workdir)
         environment = {**self.guest_env(name, options, home), **(env or {})}
-        return self.guest_argv(rootfs, exec_options, list(argv), (uid, gid)), environment
+        self.exec_detached = status_fd is not None and _rootfs.is_executable_file(rootfs, "/bin/sh")
+        if not self.exec_detached:
+            return self.guest_argv(rootfs, exec_options, list(argv), (uid, gid)), environment
+        # The status is written by the shell once the command has exited, to an fd the command
+        # itself does not get (its background children cannot fake or hold it). dash takes only
+        # fds 0-9 in redirections: a higher one is reached by its /proc path (and stays open in
+        # the command, which is harmless: the status is read, not the pipe's end).
+        fd = int(status_fd)
+        report = f'"$@" {fd}>&-; echo "$?" >&{fd}' if fd <= 9 else f'"$@"; echo "$?" > /proc/self/fd/{fd}'
+        command = ["/bin/sh", "-c", report, "volt-exec", *argv]
+        return self.guest_argv(rootfs, exec_options, command, (uid, gid), kill_on_exit=False), environment
 
     def stop(self, name: str, timeout: float) -> None:
         records = self._read(name)
@@ -978,6 +1007,12 @@ class ProotBackend(Backend):
             stop_signal = Launch(records[0].get("options", {})).stop_signal
             dead = proven or leftovers or (0, supervisor[1])
             self._end(name, {proven} if proven else set(), dead, timeout, stop_signal, session=self._session(state))
+        if proven or supervisor:
+            # What volt_exec and the connection left running in the background (their proots
+            # trace it on this rootfs) ends with the container.
+            exec_proots = self._proots_of(name)
+            if exec_proots:
+                self._end(name, exec_proots, None, timeout)
         self._write_state(name, self._stopped_state(state, note))
 
     def logs(self, name: str, lines: int) -> list[str]:

@@ -37,6 +37,63 @@ def command_argv(params: dict) -> list[str]:
     return argv
 
 
+def run_in_container(
+    backend: Backend,
+    runner: CommandRunner,
+    name: str,
+    argv: list[str],
+    *,
+    cwd: str | None = None,
+    user: str | None = None,
+    env: dict | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    inherit_stdin: bool = False,
+) -> tuple[int, bytes, bytes, bool]:
+    """Run argv in a running container until its own process ends, as docker exec does: what it
+    leaves in the background keeps running in the container until that ends or the container
+    stops. A timeout ends everything the command started. (rc, stdout, stderr, timed_out)."""
+    status = _status_pipe() if backend.exec_reports_status else None
+    try:
+        extra = {"status_fd": status[1]} if status else {}
+        host_argv, environment = backend.exec_command(name, argv, cwd=cwd, user=user, env=env, **extra)
+    except BaseException:
+        if status:
+            os.close(status[0])
+            os.close(status[1])
+        raise
+    if status and not backend.exec_detached:  # no shell in the guest to report the status
+        os.close(status[0])
+        os.close(status[1])
+        status = None
+    rc, out, err, timed_out = runner.execute(
+        host_argv,
+        environment,
+        stdin,
+        timeout,
+        # proot without a status waits for every process it traces: the command's end ends the call.
+        kill_on_exit=backend.name == "proot" and status is None,
+        on_exit=backend.end_exec if backend.exec_scope else None,
+        status=status,
+        inherit_stdin=inherit_stdin,
+    )
+    return rc, out, err, timed_out
+
+
+def _status_pipe() -> tuple[int, int]:
+    """A pipe; its write end with a one-digit number where one is free (what dash's redirections
+    take; see the proot backend's exec_command for the others)."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    low = fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 3)  # atomic: the lowest free fd from 3
+    if low <= 9:
+        os.close(write_end)
+        return read_end, low
+    os.close(low)
+    return read_end, write_end
+
+
 class Execution:
     """Plans and runs one volt_exec call; returns the module's result or raises VoltError."""
 
@@ -85,21 +142,21 @@ class Execution:
             return dict(result, rc=127, stderr=message, stdout_lines=[], stderr_lines=[message]), message
         if self.check_mode:
             return dict(result, changed=True, msg="check mode: the command would run", rc=None), None
-        host_argv, environment = self.backend.exec_command(name, argv, cwd=chdir, user=params.get("user"), env=env)
         stdin = params.get("stdin")
         if stdin is not None and params.get("stdin_add_newline", True):
             stdin += "\n"
         began = datetime.datetime.now()
-        rc, out, err, timed_out = self.runner.execute(
-            host_argv,
-            environment,
-            stdin.encode() if stdin is not None else None,
-            timeout or None,
-            # proot waits for every process it traces: the command's own end ends the call.
-            kill_on_exit=self.backend.name == "proot",
-            on_exit=self.backend.end_exec if self.backend.exec_scope else None,
+        rc, out, err, timed_out = run_in_container(
+            self.backend,
+            self.runner,
+            name,
+            argv,
+            cwd=chdir,
+            user=params.get("user"),
+            env=env,
+            stdin=stdin.encode() if stdin is not None else None,
+            timeout=timeout or None,
         )
-        self.backend.end_exec()  # background children go with the command, on every backend
         ended = datetime.datetime.now()
         stdout, stderr = _text(out), _text(err)
         if params.get("strip_empty_ends", True):

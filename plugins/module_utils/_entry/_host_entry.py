@@ -308,10 +308,20 @@ def _run(backend, args, operands: list[str]) -> int:
         return 0
     name = validate_name(args.name or "")
     if args.action == "exec":
+        from ansible_collections.armoredgate.volt.plugins.module_utils._entry._exec import run_in_container
+        from ansible_collections.armoredgate.volt.plugins.module_utils._processes._runner import Runner
+
         cwd = start_directory(backend, name, args.user)
-        host_argv, env = backend.exec_command(name, operands, cwd=cwd, user=args.user)
+        # Not exec'd: this returns when the command ends, not when the last process that holds
+        # its output (a job it put in the background) does.
+        rc, out, err, _timed_out = run_in_container(
+            backend, Runner(), name, operands, cwd=cwd, user=args.user, inherit_stdin=True
+        )
+        sys.stdout.buffer.write(out)
         sys.stdout.flush()
-        os.execve(host_argv[0], host_argv, env)
+        sys.stderr.buffer.write(err)
+        sys.stderr.flush()
+        return rc
     if len(operands) != 1:
         raise VoltError(f"{args.action} takes one path, got {operands!r}")
     path = operands[0]

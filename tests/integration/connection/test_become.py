@@ -170,3 +170,28 @@ def test_ansible_core_copy_target(topology, core_targets, controller_paths, tmp_
     recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
     print(recap)
     assert "failed=0" in recap and "unreachable=0" in recap, recap
+
+
+ASYNC_PLAYBOOK = """\
+- name: ansible-core's async integration target, through armoredgate.volt.volt
+  hosts: all
+  roles:
+    - async
+"""
+
+
+# poll: 0 returns at once and the job finishes in the background: proot keeps tracing it after
+# the command that started it has ended (the connection returns when that command does).
+@pytest.mark.parametrize("topology", ["local-proot", "plain1-proot", "sys1-systemd"], indirect=True)
+def test_ansible_core_async_target(topology, core_targets, tmp_path):
+    roles = tmp_path / "targets"
+    for name in ("async", "prepare_tests"):
+        shutil.copytree(os.path.join(core_targets, name), roles / name, symlinks=True)
+    wrapper = tmp_path / "async.yml"
+    wrapper.write_text(ASYNC_PLAYBOOK, encoding="utf-8")
+    env = {"ANSIBLE_ROLES_PATH": str(roles), "ANSIBLE_PIPELINING": "True"}
+    result = playbook(topology, str(wrapper), host_vars=COPY_HOST_VARS[topology.backend], env=env)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
+    recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
+    print(recap)
+    assert "failed=0" in recap and "unreachable=0" in recap, recap
