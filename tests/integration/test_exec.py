@@ -4,6 +4,7 @@ clear failures. Process checks look at the host's real process table."""
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -57,7 +58,10 @@ def test_user_by_name_and_by_number(running):
 
 
 def sleepers(target, marker):
-    return [line for line in target.sh("ps -eo pid,args").splitlines() if marker in line]
+    """Processes whose command line starts with marker (not those that only mention it, such as
+    the proot that runs a shell command starting them)."""
+    lines = (line.strip().split(None, 1) for line in target.sh("ps -eo pid,args").splitlines())
+    return [" ".join(fields) for fields in lines if len(fields) == 2 and fields[1].startswith(marker)]
 
 
 def test_timeout_ends_every_process_it_started(running):
@@ -75,7 +79,7 @@ def test_background_processes_outlive_the_command_until_the_container_stops(runn
     """As docker exec: the call returns when the command ends; what it started in the
     background, a setsid double-forked daemon too, keeps running in the container (proot: still
     traced, so its paths are the container's) until the container stops. A timeout ends it all."""
-    marker = "31338"
+    marker = str(random.randint(40000, 49999))  # not one a failed earlier run left behind
     done = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); echo ran; exit 3"], timeout=60)
     assert done["rc"] == 3 and done["stdout"] == "ran", done
     assert len(sleepers(running, f"sleep {marker}")) == 1
@@ -85,13 +89,14 @@ def test_background_processes_outlive_the_command_until_the_container_stops(runn
         assert tracer != "0", "the background process is not traced by proot"
     else:
         assert "volt-exec-box-" in running.sh(f"cat /proc/{pid}/cgroup")  # the scope bound to the unit
-    marker = "31339"
+    background = f"sleep {marker}"
+    marker = str(int(marker) + 10000)
     timed = run(running, argv=["/bin/sh", "-c", f"(setsid sleep {marker} &); exec sleep 100"], timeout=2)
     assert timed["failed"] and timed["timed_out"] is True
     assert wait_for(lambda: not sleepers(running, f"sleep {marker}"), timeout=10), sleepers(running, marker)
-    assert sleepers(running, "sleep 31338"), "a timeout ended another command's background process"
+    assert sleepers(running, background), "a timeout ended another command's background process"
     running.volt(name="box", state="stopped")
-    assert wait_for(lambda: not sleepers(running, "sleep 31338"), timeout=10), sleepers(running, "31338")
+    assert wait_for(lambda: not sleepers(running, background), timeout=10), sleepers(running, background)
 
 
 def test_creates_and_removes_decide_in_check_mode_too(running):
