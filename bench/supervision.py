@@ -203,12 +203,12 @@ def measure_health(workdir: str, data_dir: str, env: dict, proot: str, *, count:
     time.sleep(interval * 2)
     pids = supervision(data_dir)
     rss, _pss = memory(pids)
-    before_children, _ = cpu(pids, children=True)
-    before_own, _ = cpu(pids)
+    before_children = cpu(pids, children=True)[0]
+    before_own = cpu(pids)[0]
     window = max(idle, interval * 5)
     time.sleep(window)
-    after_children, _ = cpu(pids, children=True)
-    after_own, _ = cpu(pids)
+    after_children = cpu(pids, children=True)[0]
+    after_own = cpu(pids)[0]
     probes = count * window / interval
     spent = (after_children - before_children) + (after_own - before_own)
     print(f"with a health check every {interval:g} s: {len(pids)} supervision processes, RSS {rss / 1024:.1f} MiB")

@@ -99,11 +99,13 @@ options:
 notes:
   - The container's root filesystem must be readable by the user running the module for
     O(creates) and O(removes).
-  - The module returns when the command itself exits. Processes it left running in the
-    background (C(cmd &), daemons that double-fork or call C(setsid)) are killed at that moment,
-    as proot's C(--kill-on-exit) does; start long-running services as the container's command
-    instead. With systemd the command runs in a transient scope bound to the container's unit
-    (C(systemd-run --scope)), which is how its stragglers are found.
+  - The module returns when the command itself exits, as C(docker exec) does. Processes it left
+    running in the background (C(cmd &), daemons that double-fork or call C(setsid)) keep running
+    in the container until they end or the container stops, which ends them. On proot they stay
+    traced by proot (their paths are the container's); the guest's C(/bin/sh) reports the
+    command's exit status, so an image without C(/bin/sh) keeps the older behaviour (background
+    processes are ended with the command). With systemd the command runs in a transient scope
+    bound to the container's unit (C(systemd-run --scope)).
   - On O(timeout), every process of the command is ended (SIGTERM, SIGKILL 5 seconds later),
     including those that left its session (proot still traces them; systemd keeps them in the
     command's scope).
