@@ -29,7 +29,8 @@ import sys
 import time
 import urllib.request
 
-from noop_loop import TOP, playbook, scratch
+from noop_loop import playbook, scratch
+from noop_loop import run as ansible
 
 CLOCK = os.sysconf("SC_CLK_TCK")
 BASE_PORT = 18300
@@ -66,17 +67,6 @@ def containers_play(data_dir: str, count: int, proot: str, health: float | None,
         ]
     lines.append(f'      loop: "{{{{ range({count}) | list }}}}"')
     return "\n".join(lines) + "\n"
-
-
-def ansible(path: str, env: dict) -> float:
-    begin = time.perf_counter()
-    subprocess.run(
-        [os.path.join(TOP, ".venv", "bin", "ansible-playbook"), "-i", "localhost,", "-c", "local", path],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - begin
 
 
 def supervision(data_dir: str) -> list[int]:
