@@ -10,9 +10,10 @@ host's POSIX sh (dash on Debian and Termux: about 1.5 MB resident, where a Pytho
 takes 10 MB, and a phone may run ten of them) and uses only builtins, `sleep` and `mv`, whose
 host paths it is given: a guest's environment may have no PATH to the host's tools (Termux).
 
-Two processes run per container: the supervisor and its log pump (a subshell reading the
-container's output from a FIFO, so that a rotation never loses or cuts a line). Both are in
-the session the supervisor leads, so a stop can find what is left by proof.
+Two processes run per container: the supervisor, which also runs the health check (between
+its waits), and its log pump (a subshell reading the container's output from a FIFO, so that a
+rotation never loses or cuts a line). Both are in the session the supervisor leads, so a stop
+can find what is left by proof.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ shift 9
 umask 077
 log=$dir/logs/current.log fifo=$dir/logs/.output
 trap '' HUP
-trap 'stopping=1 interrupted=1' TERM INT
+trap 'stopping=1' TERM INT
 
 rotate() {
     exec 4>&-
@@ -79,63 +80,95 @@ pump() {
 
 uptime() { read -r up rest < /proc/uptime; echo "${up%.*}"; }
 
-# The health check: $health is "interval timeout retries start_period restart signal timeout_bin
-# shell"; $dir/health/probe.sh runs the probe inside the container. Writes "status streak exit"
-# to $dir/health/status and the probe's output to $dir/health/output.
-check_health() {
-    trap - TERM INT
-    set -f
-    set -- $health
-    interval=$1 limit=$2 h_retries=$3 h_start=$4 h_restart=$5 h_signal=$6 timeout_bin=$7 h_shell=$8
-    streak=0 status=starting began=$(uptime)
-    while :; do
-        "$sleep_bin" "$interval"
-        "$timeout_bin" -s KILL "$limit" "$h_shell" "$dir/health/probe.sh" < /dev/null > "$dir/health/output.new" 2>&1
-        code=$?
-        "$mv_bin" -f "$dir/health/output.new" "$dir/health/output"
-        if [ "$code" -eq 0 ]; then
-            streak=0 status=healthy
-        elif [ $(($(uptime) - began)) -ge "$h_start" ] || [ "$status" != starting ]; then
-            streak=$((streak + 1))
-            if [ "$streak" -ge "$h_retries" ]; then
-                [ "$status" = unhealthy ] || [ "$h_restart" = 0 ] || end_payload
-                status=unhealthy
-            fi
-        fi
-        printf '%s %d %d\n' "$status" "$streak" "$code" > "$dir/health/status"
-    done
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# The health check runs in this process, between waits: $health is "interval timeout retries
+# start_period restart signal timeout_bin shell"; $dir/health/probe.sh runs the probe inside the
+# container. Writes "status streak exit" to $dir/health/status, the probe's output to
+# $dir/health/output. A sleep or a probe runs in the background (the timer), and this shell
+# waits on it; a trapped SIGCHLD wakes it when the payload ends instead.
+tick() {
+    "$sleep_bin" "$interval" &
+    timer=$! timer_kind=sleep
 }
 
-# restart_on_unhealthy: the payload's main process gets the stop signal; the restart policy
-# decides what follows.
+probe() {
+    "$timeout_bin" -s KILL "$limit" "$h_shell" "$dir/health/probe.sh" < /dev/null > "$dir/health/output.new" 2>&1 &
+    timer=$! timer_kind=probe
+}
+
+judge() {
+    "$mv_bin" -f "$dir/health/output.new" "$dir/health/output"
+    if [ "$1" -eq 0 ]; then
+        streak=0 status=healthy
+    elif [ $(($(uptime) - began)) -ge "$h_start" ] || [ "$status" != starting ]; then
+        streak=$((streak + 1))
+        if [ "$streak" -ge "$h_retries" ]; then
+            # restart_on_unhealthy: the payload's main process gets the stop signal; the
+            # restart policy decides what follows.
+            [ "$status" = unhealthy ] || [ "$h_restart" = 0 ] || end_payload
+            status=unhealthy
+        fi
+    fi
+    printf '%s %d %d\n' "$status" "$streak" "$1" > "$dir/health/status"
+}
+
 end_payload() {
-    read -r run < "$dir/run" || return 0
     kids=
-    read -r kids < "/proc/$run/task/$run/children" || [ -n "$kids" ] || return 0  # no newline there
+    read -r kids < "/proc/$pid/task/$pid/children" || [ -n "$kids" ] || return 0  # no newline there
     [ -z "$kids" ] || kill "-$h_signal" $kids 2>/dev/null
+}
+
+stop_timer() {
+    [ -z "$timer" ] || kill "$timer" 2>/dev/null
+    timer=
+}
+
+run() {
+    "$@" < /dev/null > "$fifo" 2>&1 &
+    pid=$!
+    printf '%d\n' "$pid" > "$dir/run"
+    began=$(uptime)
+    [ "$health" = - ] || tick
 }
 
 pump &
 if [ "$health" != - ]; then
+    set -f
+    set -- $health "$@"
+    interval=$1 limit=$2 h_retries=$3 h_start=$4 h_restart=$5 h_signal=$6 timeout_bin=$7 h_shell=$8
+    shift 8
+    set +f
+    streak=0 status=starting
     printf 'starting 0 -1\n' > "$dir/health/status"
-    check_health &
-    checker=$!
+    trap ': payload or timer ended' CHLD
 fi
 restarts=0 delay=100
 printf '0\n' > "$dir/restarts"
+run "$@"
 while :; do
-    began=$(uptime)
-    "$@" < /dev/null > "$fifo" 2>&1 &
-    pid=$!
-    printf '%d\n' "$pid" > "$dir/run"
-    interrupted=
-    wait "$pid"
-    code=$?
-    while [ -n "$interrupted" ]; do
-        interrupted=
-        wait "$pid"
-        code=$?
+    if [ -n "$timer" ]; then
+        wait "$timer"
+        if alive "$timer"; then
+            :  # woken by the payload or a signal, not by the timer
+        elif [ "$timer_kind" = sleep ]; then
+            probe
+        else
+            wait "$timer"  # its own status, not that of the wait a signal cut short
+            judge "$?"
+            tick
+        fi
+        if [ -n "$stopping" ]; then
+            stop_timer
+        fi
+        alive "$pid" && continue
+    fi
+    while alive "$pid"; do
+        wait "$pid"  # cut short by a signal (a stop, a child) while it still runs: again
     done
+    wait "$pid"  # its own status, not that of a wait a signal cut short
+    code=$?
+    stop_timer
     printf '%d\n' "$code" > "$dir/exit"
     [ -z "$stopping" ] || break
     case $policy in
@@ -145,16 +178,18 @@ while :; do
     [ "$retries" -eq 0 ] || [ "$restarts" -lt "$retries" ] || break
     [ $(($(uptime) - began)) -lt 10 ] || delay=100
     "$sleep_bin" "$((delay / 1000)).$((delay / 100 % 10))$((delay / 10 % 10))$((delay % 10))" &
-    pid=$!
-    wait "$pid"
-    [ -z "$stopping" ] || { kill "$pid" 2>/dev/null; break; }
+    backoff=$!
+    while alive "$backoff" && [ -z "$stopping" ]; do
+        wait "$backoff"
+    done
+    [ -z "$stopping" ] || { kill "$backoff" 2>/dev/null; break; }
     delay=$((delay * 2))
     [ "$delay" -le 60000 ] || delay=60000
     restarts=$((restarts + 1))
     printf '%d\n' "$restarts" > "$dir/restarts"
     printf '[volt] restart %d after exit status %d\n' "$restarts" "$code" >> "$log"
+    run "$@"
 done
-[ -z "$checker" ] || kill "$checker" 2>/dev/null
 : > "$dir/supervisor.done"
 : <> "$fifo"
 """

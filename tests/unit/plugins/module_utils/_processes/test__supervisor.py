@@ -149,3 +149,30 @@ def test_health_checks_count_failures_in_a_row_and_recover(tmp_path):
             if (_trees.cmdline(proc.pid) or [""])[0] == "/bin/sleep":
                 os.kill(proc.pid, signal.SIGTERM)
     assert wait_for(lambda: ended(pid, started), timeout=10)  # the checker ends with the supervisor
+
+
+def test_with_a_health_check_a_killed_payload_is_still_restarted_at_once(tmp_path):
+    # The supervisor waits on its health timer then, and the payload's end must wake it.
+    check = {"test": ["unused"], "interval": 30, "timeout": 2, "retries": 1, "start_period": 0}
+    health = _supervisor.health_settings(check, False, 15, shutil.which("timeout"), SH)
+    pid, started = start(tmp_path, ["/bin/sleep", "1000"], probe=[SH, "-c", "exit 0"], policy="always", health=health)
+    try:
+
+        def payload():
+            kids = [proc for proc in session(pid) if _trees.cmdline(proc.pid) == ["/bin/sleep", "1000"]]
+            return kids[0] if kids else None
+
+        assert wait_for(payload)
+        first = payload()
+        began = time.monotonic()
+        os.kill(first.pid, signal.SIGKILL)
+        assert wait_for(lambda: payload() is not None and payload().pid != first.pid, timeout=10)
+        assert time.monotonic() - began < 5  # not after the 30 s health interval
+        assert read(tmp_path, "exit") == "137" and _supervisor.read_count(str(tmp_path)) == 1
+        _trees.send((pid, started), signal.SIGTERM)
+        _trees.send(payload().ident, signal.SIGTERM)
+        assert wait_for(lambda: ended(pid, started), timeout=10)  # the health timer goes too
+        assert read(tmp_path, "exit") == "143"
+    finally:
+        for proc in session(pid):
+            os.kill(proc.pid, signal.SIGKILL)
