@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,10 @@ def test_ansible_core_async_target(topology, core_targets, tmp_path):
     wrapper = tmp_path / "async.yml"
     wrapper.write_text(ASYNC_PLAYBOOK, encoding="utf-8")
     env = {"ANSIBLE_ROLES_PATH": str(roles), "ANSIBLE_PIPELINING": "True"}
+    # Two of its tasks run ansible-playbook on the controller itself (delegate_to: localhost, not
+    # through this plugin), where async_wrapper writes under $HOME and async_status looks under
+    # the passwd home: they must agree, as they do for a user whose HOME is not overridden.
+    env["HOME"] = pwd.getpwuid(os.getuid()).pw_dir
     result = playbook(topology, str(wrapper), host_vars=COPY_HOST_VARS[topology.backend], env=env)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     recap = result.stdout[result.stdout.rindex("PLAY RECAP") :]
