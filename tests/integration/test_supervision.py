@@ -85,6 +85,9 @@ def test_the_retry_limit_holds(target):
     }
     started = target.volt(**args)
     assert started["changed"] is True and not started.get("failed"), started
+    # Until the policy gave up (systemd shows a container stopped between a crash and its
+    # restart, proot as running: the supervisor still runs).
+    assert wait_for(lambda: info(target, "flaky")["restart_count"] == 2, timeout=30)
     assert wait_for(lambda: info(target, "flaky")["status"] == "stopped", timeout=30)
     record = info(target, "flaky")
     assert record["restart_count"] == 2 and record["exit_code"] == 1 and record["exited"] is True, record
