@@ -16,10 +16,23 @@ description:
     on this machine), in the group C(volt_containers), with the variable C(volt_container) holding
     what M(armoredgate.volt.volt_container_info) returns for it (C(status), C(image), C(backend), ...).
   - The configuration file's name must end with C(volt_containers.yml) or C(volt_containers.yaml).
+  - With O(cache=true) the container records of every host are kept in the cache plugin
+    O(cache_plugin) for O(cache_timeout) seconds, and the hosts are not contacted while the
+    cache holds them. C(ansible-inventory --flush-cache), C(ansible-playbook --flush-cache) and
+    the C(refresh_inventory) meta task list the hosts again and refresh the cache.
+  - A cached record holds what M(armoredgate.volt.volt_container_info) returns, the container's
+    C(config) among it, with its O(armoredgate.volt.volt_container#module:env) values and its
+    image's environment in clear (O(armoredgate.volt.volt_container#module:secret_env) values
+    only as keyed digests, never in clear). Pass secrets as C(secret_env), not C(env). A file
+    cache plugin such as P(ansible.builtin.jsonfile#cache) writes world-readable files (mode
+    0644); when this plugin's process creates O(cache_connection), it creates it readable by
+    its owner only (mode 0700), and it warns when an existing O(cache_connection) directory is
+    open to other users.
 author:
   - Armored Gates LLC (@armoredgate)
 extends_documentation_fragment:
   - constructed
+  - inventory_cache
 options:
   plugin:
     description: The name of this plugin.
@@ -65,34 +78,92 @@ keyed_groups:
     prefix: image
 groups:
   running: volt_container.status == 'running'
+
+# cached.volt_containers.yml: list the hosts at most once an hour (--flush-cache lists them again)
+plugin: armoredgate.volt.volt_containers
+container_hosts: [server1.example.com, server2.example.com]
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ansible/volt_containers
+cache_timeout: 3600
 """
 
+import os
 import re
+import stat
 
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 _GROUP = "volt_containers"
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable):
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "armoredgate.volt.volt_containers"
 
     def verify_file(self, path):
         return super().verify_file(path) and re.search(r"volt_containers\.ya?ml$", path) is not None
 
+    def _read_config_data(self, path):
+        # A file cache plugin creates its directory as it loads (os.makedirs, umask permitting)
+        # and writes its files 0644: a directory only its owner can enter keeps them private.
+        previous = os.umask(0o077)
+        try:
+            config = super()._read_config_data(path)
+        finally:
+            os.umask(previous)
+        directory = self.get_option("cache_connection") if self.get_option("cache") else None
+        if directory:
+            directory = os.path.expanduser(os.path.expandvars(directory))
+            if os.path.isdir(directory) and stat.S_IMODE(os.stat(directory).st_mode) & 0o077:
+                self.display.warning(
+                    f"volt_containers: the inventory cache directory {directory} is open to other users;"
+                    " a file cache plugin writes the containers' records there (their env values among them)"
+                    " readable by all who can enter it: chmod 700 it"
+                )
+        return config
+
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        self.inventory.add_group(_GROUP)
+        places = []
         for item in self.get_option("container_hosts"):
             where = {"host": item} if isinstance(item, str) else dict(item)
             if not where.get("host"):
                 raise AnsibleParserError(f"volt_containers: container_hosts item {item!r} names no host")
             where.setdefault("backend", self.get_option("backend"))
-            for record in self._list(where):
+            places.append(where)
+
+        # The standard inventory cache: read it when the user enables it and the caller allows
+        # it (--flush-cache and refresh_inventory pass cache=False), write it after listing.
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        update_cache = self.get_option("cache") and not cache
+        listed = None
+        if use_cache:
+            try:
+                listed = self._cached(self._cache[cache_key], places)
+            except KeyError:
+                pass
+            update_cache = listed is None
+        if listed is None:
+            listed = [self._list(where) for where in places]
+        if update_cache:
+            self._cache[cache_key] = {"hosts": places, "containers": listed}
+
+        self.inventory.add_group(_GROUP)
+        for where, records in zip(places, listed):
+            for record in records:
                 self._add(where, record)
+
+    @staticmethod
+    def _cached(entry, places: list) -> list | None:
+        """The cached lists of containers, when the cache entry is for these hosts."""
+        if not isinstance(entry, dict) or entry.get("hosts") != places:
+            return None
+        listed = entry.get("containers")
+        return listed if isinstance(listed, list) and len(listed) == len(places) else None
 
     def _list(self, where: dict) -> list:
         """The containers on where's host, through the connection plugin's way of reaching it."""

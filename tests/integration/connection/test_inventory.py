@@ -89,3 +89,86 @@ def test_containers_of_several_hosts_become_reachable_hosts(fleet, tmp_path):
         ansible(here, container, name="invl", backend="proot", data_dir=local_data, state="absent")
         for name in ("inv1", "inv2"):
             ansible(plain1, container, name=name, state="absent")
+
+
+def test_inventory_cache_serves_the_listing_without_the_hosts_until_flushed(fleet, tmp_path):
+    """cache: true with the jsonfile cache plugin: a second listing comes from the cache (a
+    container removed since still shows), --flush-cache lists the hosts again and refreshes the
+    cache; the cache directory is private and holds no secret_env value in clear."""
+    plain1 = ["-i", os.path.join(fleet, "inventory.yml"), "plain1"]
+    ansible(plain1, "ansible.builtin.command", argv=["sh", "-c", BUSYBOX, "sh", "/root/inv-busybox"])
+    container, options = "armoredgate.volt.volt_container", PROOT_OPTIONS["plain1-proot"]
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    made = run(
+        [
+            "ansible",
+            *plain1,
+            "-m",
+            container,
+            "-a",
+            json.dumps(
+                {
+                    "name": "invc1",
+                    "rootfs": "/root/inv-busybox",
+                    "state": "present",
+                    "env": {"PLAIN": "visible"},
+                    "secret_env": {"TOKEN": secret},
+                    **options,
+                }
+            ),
+        ]
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    ansible(plain1, container, name="invc2", rootfs="/root/inv-busybox", state="present", **options)
+    cache_dir = tmp_path / "cache" / "volt_containers"  # not there yet: the plugin's process makes it
+    config = tmp_path / "cached.volt_containers.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "plugin": "armoredgate.volt.volt_containers",
+                "container_hosts": [{"host": "plain1", "ssh_common_args": f"-F {fleet}/ssh_config"}],
+                "cache": True,
+                "cache_plugin": "ansible.builtin.jsonfile",
+                "cache_connection": str(cache_dir),
+                "cache_timeout": 3600,
+            }
+        )
+    )
+
+    def listed(*extra) -> list[str]:
+        result = run(["ansible-inventory", "-i", str(config), "--list", *extra])
+        assert result.returncode == 0, result.stderr
+        assert "open to other users" not in result.stderr, result.stderr
+        return sorted(json.loads(result.stdout).get("volt_containers", {}).get("hosts", []))
+
+    try:
+        assert listed() == ["invc1@plain1", "invc2@plain1"]
+        files = list(cache_dir.iterdir())
+        assert len(files) == 1, files
+        text = files[0].read_text()
+        assert "invc2" in text and "visible" in text  # the records, env in clear
+        assert secret not in text  # secret_env only as a digest
+        # jsonfile writes the file 0644: the directory the plugin made keeps it private.
+        assert cache_dir.stat().st_mode & 0o777 == 0o700
+
+        ansible(plain1, container, name="invc2", state="absent")
+        assert listed() == ["invc1@plain1", "invc2@plain1"]  # from the cache: plain1 was not asked
+        assert listed("--flush-cache") == ["invc1@plain1"]  # plain1 asked again
+        assert listed() == ["invc1@plain1"]  # and the cache refreshed
+
+        config.write_text(config.read_text().replace("cache: true", "cache: false"))
+        ansible(plain1, container, name="invc3", rootfs="/root/inv-busybox", state="present", **options)
+        assert listed() == ["invc1@plain1", "invc3@plain1"]  # cache off: always the hosts
+
+        open_dir = tmp_path / "open-cache"
+        open_dir.mkdir(mode=0o755)
+        open_dir.chmod(0o755)
+        config.write_text(
+            config.read_text().replace("cache: false", "cache: true").replace(str(cache_dir), str(open_dir))
+        )
+        warned = run(["ansible-inventory", "-i", str(config), "--list"])
+        assert warned.returncode == 0, warned.stderr
+        assert "open to other users" in " ".join(warned.stderr.split()), warned.stderr
+    finally:
+        for name in ("invc1", "invc2", "invc3"):
+            ansible(plain1, container, name=name, state="absent")
