@@ -18,7 +18,7 @@ description:
   - Files are copied through the container's root filesystem on its host, without a process in
     the container; symlinks inside the container are followed without ever leading out of it.
   - With O(volt_container_host) the container is on another host. Everything then goes over SSH
-    through Ansible's M(ansible.builtin.ssh) connection (multiplexing, host key checking and
+    through Ansible's P(ansible.builtin.ssh#connection) connection (multiplexing, host key checking and
     C(ssh_config) work as for any host); the collection's entry code is copied once per version
     to C(~/.ansible/volt/) on that host, which needs Python 3.
   - Over SSH, a file of up to 1 MiB copied into a container goes in the command that writes it.
@@ -74,7 +74,7 @@ options:
       - name: ansible_volt_proot_path
   volt_container_host:
     description:
-      - Host the container runs on, reached by SSH (a name or address as for M(ansible.builtin.ssh)).
+      - Host the container runs on, reached by SSH (a name or address as for P(ansible.builtin.ssh#connection)).
       - When not set, the container is on the machine Ansible runs on.
     type: str
     vars:
@@ -96,12 +96,12 @@ options:
     vars:
       - name: ansible_volt_host_python
   ssh_common_args:
-    description: Extra arguments for C(ssh) to O(volt_container_host), as for M(ansible.builtin.ssh).
+    description: Extra arguments for C(ssh) to O(volt_container_host), as for P(ansible.builtin.ssh#connection).
     type: str
     vars:
       - name: ansible_ssh_common_args
   ssh_extra_args:
-    description: More arguments for C(ssh), as for M(ansible.builtin.ssh).
+    description: More arguments for C(ssh), as for P(ansible.builtin.ssh#connection).
     type: str
     vars:
       - name: ansible_ssh_extra_args
@@ -112,7 +112,7 @@ options:
       - name: ansible_private_key_file
       - name: ansible_ssh_private_key_file
   control_path_dir:
-    description: Directory for SSH multiplexing sockets, as for M(ansible.builtin.ssh).
+    description: Directory for SSH multiplexing sockets, as for P(ansible.builtin.ssh#connection).
     type: str
     vars:
       - name: ansible_control_path_dir
