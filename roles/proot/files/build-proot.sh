@@ -26,7 +26,7 @@
 #   2. takes the pinned source package (proot 5.4.0-3, as in Debian sid) from --source-dir,
 #      the cache, or the pool of the Debian mirror, checking each file's size and sha256
 #      against the values pinned here;
-#   3. unpacks it with dpkg-source -x (Debian patches applied), adds one local fix (see
+#   3. unpacks it with dpkg-source -x (Debian patches applied), adds two local fixes (see
 #      LOCAL_FIX below), builds only the proot binary the way debian/rules does
 #      (dpkg-buildflags, make -C src proot) in a temp dir;
 #   4. checks the binary (--version says 5.4, a static busybox runs in a tiny rootfs and
@@ -331,6 +331,44 @@ else
 	log "local seccomp fix does not apply to $VERSION; building Debian's source as is (self-test decides)"
 fi
 
+# LOCAL_FIX: two faults of link2symlink's stat handler (run when a stat call returns). It lstat()s the path the call was given and reads the
+# result even when lstat failed: glibc 2.33 and later fstat() with fstatat(fd, "",
+# AT_EMPTY_PATH), lstat("") fails, and what the stack held decides; with -0 as well, about 1
+# in 18 starts of a glibc program failed with "cannot stat shared object: Operation not
+# permitted" (readlink's -1 returned as -EPERM). And it writes a struct stat over statx()'s
+# struct statx, so `ls -l` of a faked hard link showed garbage. A path lstat cannot see is no
+# faked hard link; statx is left alone, as Termux's proot does (it has the first fault too).
+cat >"$WORK/l2s-fix.patch" <<'EOF'
+--- a/src/extension/link2symlink/link2symlink.c
++++ b/src/extension/link2symlink/link2symlink.c
+@@ -263,7 +263,6 @@
+ 	case PR_lstat64:                   //int lstat(const char *path, struct stat *buf);
+ 	case PR_fstat64:                   //int fstat(int fd, struct stat *buf);
+ 	case PR_stat:                      //int stat(const char *path, struct stat *buf);
+-	case PR_statx:                     //int statx(int fd, const char *path, unsigned flags, unsigned mask, struct statx *buf);
+ 	case PR_lstat:                     //int lstat(const char *path, struct stat *buf);
+ 	case PR_fstat: {                   //int fstat(int fd, struct stat *buf);
+ 		word_t result;
+@@ -309,6 +308,8 @@
+ 
+ 		/* Check if it is a link */
+ 		status = lstat(original, &statl);
++		if (status < 0)
++			return 0;
+ 
+ 		if (strncmp(name, PREFIX, strlen(PREFIX)) == 0) {
+ 			if (S_ISLNK(statl.st_mode)) {
+EOF
+PATCH_ARGS=(-d "$SRC" -p1 --fuzz=0 --no-backup-if-mismatch -i "$WORK/l2s-fix.patch")
+L2S_FIX=no
+if patch --dry-run -s "${PATCH_ARGS[@]}" >/dev/null 2>&1; then
+	patch -s "${PATCH_ARGS[@]}"
+	L2S_FIX=yes
+	log "applied local fix: link2symlink's stat handler (failed lstat, statx)"
+else
+	log "local link2symlink fix does not apply to $VERSION; building Debian's source as is"
+fi
+
 # ------------------------------------------------------------ build
 # Same as debian/rules (dh --sourcedirectory=src; dh_auto_build -- V=1 proot
 # care), restricted to the proot target. VERSION= etc.: upstream derives the
@@ -388,6 +426,7 @@ STAGED=
 	echo "package: $SRC_PKG $VERSION (Debian sid's source, from $ORIGIN)"
 	echo "version: $VERSION"
 	echo "local-fix: $LOCAL_FIX"
+	echo "link2symlink-fix: $L2S_FIX"
 	echo "arch: $(dpkg --print-architecture)"
 	echo "compiler: $(gcc -dumpfullversion 2>/dev/null || echo unknown)"
 	echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -397,6 +436,6 @@ STAGED=
 } >"$PREFIX/BUILDINFO"
 echo "$RECIPE" >"$PREFIX/RECIPE.tmp"
 mv -f "$PREFIX/RECIPE.tmp" "$PREFIX/RECIPE"
-log "built $BIN (Debian $VERSION, local fix: $LOCAL_FIX)"
+log "built $BIN (Debian $VERSION, local fixes: seccomp $LOCAL_FIX, link2symlink $L2S_FIX)"
 
 finish
