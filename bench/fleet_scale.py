@@ -9,8 +9,8 @@ containers per host (default 10 and 50) and each number of hosts (default 1, 3 a
                a fleet that is given new containers;
   re-converge  site.yml again, nothing to change (every host must report changed=0);
 then, at the most hosts with the fewest containers, re-converges once more with one setting
-changed at a time: pipelining off, strategy free, the host kind given (no fact gathering), and
-fewer forks. Each point has containers of its own; all are removed at the end.
+changed at a time: pipelining off, strategy free, and fewer forks. Each point has containers of
+its own; all are removed at the end.
 Prints wall seconds, seconds per host and per container, and the controller's CPU seconds:
 ansible-playbook and the processes it waits for (its workers and ssh clients; not the persistent
 ssh master, nor anything on the hosts). The fleet's hosts share this machine's CPUs, so the wall
@@ -124,7 +124,6 @@ def line(label: str, hosts: int, count: int, wall: float, cpu: float) -> str:
 VARIANTS = [
     ("re-converge, no pipelining", {"ANSIBLE_PIPELINING": "False"}, {}),
     ("re-converge, strategy free", {"ANSIBLE_STRATEGY": "free"}, {}),
-    ("re-converge, kind given", {}, {"volt_host_kind": "systemd"}),
     ("re-converge, forks 2", {"ANSIBLE_FORKS": "2"}, {}),
     ("re-converge, forks 1", {"ANSIBLE_FORKS": "1"}, {}),
 ]
