@@ -80,6 +80,12 @@ pump() {
 
 uptime() { read -r up rest < /proc/uptime; echo "${up%.*}"; }
 
+# Writes a state file whole (a new file renamed over the old): a reader sees the old line or the
+# new one, never the empty file a truncating write shows for a moment.
+put() {
+    printf '%s\n' "$2" > "$dir/$1.new" && "$mv_bin" -f "$dir/$1.new" "$dir/$1"
+}
+
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # The health check runs in this process, between waits: $health is "interval timeout retries
@@ -110,7 +116,7 @@ judge() {
             status=unhealthy
         fi
     fi
-    printf '%s %d %d\n' "$status" "$streak" "$1" > "$dir/health/status"
+    put health/status "$status $streak $1"
 }
 
 end_payload() {
@@ -127,7 +133,7 @@ stop_timer() {
 run() {
     "$@" < /dev/null > "$fifo" 2>&1 &
     pid=$!
-    printf '%d\n' "$pid" > "$dir/run"
+    put run "$pid"
     began=$(uptime)
     [ "$health" = - ] || tick
 }
@@ -140,11 +146,11 @@ if [ "$health" != - ]; then
     shift 8
     set +f
     streak=0 status=starting
-    printf 'starting 0 -1\n' > "$dir/health/status"
+    put health/status "starting 0 -1"
     trap ': payload or timer ended' CHLD
 fi
 restarts=0 delay=100
-printf '0\n' > "$dir/restarts"
+put restarts 0
 run "$@"
 while :; do
     if [ -n "$timer" ]; then
@@ -169,7 +175,7 @@ while :; do
     wait "$pid"  # its own status, not that of a wait a signal cut short
     code=$?
     stop_timer
-    printf '%d\n' "$code" > "$dir/exit"
+    put exit "$code"
     [ -z "$stopping" ] || break
     case $policy in
         no) break ;;
@@ -186,7 +192,7 @@ while :; do
     delay=$((delay * 2))
     [ "$delay" -le 60000 ] || delay=60000
     restarts=$((restarts + 1))
-    printf '%d\n' "$restarts" > "$dir/restarts"
+    put restarts "$restarts"
     printf '[volt] restart %d after exit status %d\n' "$restarts" "$code" >> "$log"
     run "$@"
 done
