@@ -85,6 +85,23 @@ class Installation:
     def run(self, *argv, check=True, **extra_env):
         return run(list(argv), dict(self.env, **extra_env), self.cwd, check=check)
 
+    def local_module(self, module: str, args: str, check=True):
+        """An ad hoc task of the collection's module on this machine."""
+        python = f"ansible_python_interpreter={sys.executable}"
+        return self.run(
+            "ansible",
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            python,
+            "-m",
+            f"armoredgate.volt.{module}",
+            "-a",
+            args,
+            check=check,
+        )
+
 
 @pytest.fixture(scope="module")
 def installed(tarball, tmp_path_factory):
@@ -197,32 +214,12 @@ def test_the_demo_converges_from_the_installation(installed, tmp_path):
         assert page(f"http://127.0.0.1:{DEMO_PORT}/") == "<h1>Hello from a Volt container</h1>\n"
         again = installed.run(*playbook)
         assert recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
-        info = installed.run(
-            "ansible",
-            "localhost",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            "armoredgate.volt.volt_container_info",
-            "-a",
-            f"name=demo-web data_dir={data_dir}",
-        )
+        info = installed.local_module("volt_container_info", f"name=demo-web data_dir={data_dir}")
         assert "status: running" in info.stdout, info.stdout
     finally:
-        installed.run(
-            "ansible",
-            "localhost",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            "armoredgate.volt.volt_container",
-            "-a",
-            f"name=demo-web state=absent data_dir={data_dir} proot_path={PROOT_BINARIES['proot-5.4.0']}",
-            check=False,
+        proot = PROOT_BINARIES["proot-5.4.0"]
+        installed.local_module(
+            "volt_container", f"name=demo-web state=absent data_dir={data_dir} proot_path={proot}", check=False
         )
     assert not os.path.exists(data_dir / "containers" / "demo-web")
 

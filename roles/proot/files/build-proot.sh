@@ -321,23 +321,28 @@ cat >"$WORK/local-fix.patch" <<'EOF'
  		}
  			/* Fall through. */
 EOF
-PATCH_ARGS=(-d "$SRC" -p1 --fuzz=0 --no-backup-if-mismatch -i "$WORK/local-fix.patch")
-LOCAL_FIX=no
-if patch --dry-run -s "${PATCH_ARGS[@]}" >/dev/null 2>&1; then
-	patch -s "${PATCH_ARGS[@]}"
-	LOCAL_FIX=yes
-	log "applied local fix: no fake seccomp acceleration without HAVE_SECCOMP_FILTER"
-else
-	log "local seccomp fix does not apply to $VERSION; building Debian's source as is (self-test decides)"
-fi
+# Applies local fix $1 (a patch file) when it applies cleanly, and prints yes or no.
+apply_fix() {
+	local args=(-d "$SRC" -p1 --fuzz=0 --no-backup-if-mismatch -i "$1")
+	if patch --dry-run -s "${args[@]}" >/dev/null 2>&1; then
+		patch -s "${args[@]}" >&2
+		log "applied local fix: $2"
+		echo yes
+	else
+		log "local fix ($2) does not apply to $VERSION; building without it (the self-test decides)"
+		echo no
+	fi
+}
+LOCAL_FIX=$(apply_fix "$WORK/local-fix.patch" "no fake seccomp acceleration without HAVE_SECCOMP_FILTER")
 
-# LOCAL_FIX: two faults of link2symlink's stat handler (run when a stat call returns). It lstat()s the path the call was given and reads the
-# result even when lstat failed: glibc 2.33 and later fstat() with fstatat(fd, "",
-# AT_EMPTY_PATH), lstat("") fails, and what the stack held decides; with -0 as well, about 1
-# in 18 starts of a glibc program failed with "cannot stat shared object: Operation not
-# permitted" (readlink's -1 returned as -EPERM). And it writes a struct stat over statx()'s
-# struct statx, so `ls -l` of a faked hard link showed garbage. A path lstat cannot see is no
-# faked hard link; statx is left alone, as Termux's proot does (it has the first fault too).
+# LOCAL_FIX: two faults of link2symlink's stat handler (run when a stat call returns). It
+# lstat()s the path the call was given and reads the result even when lstat failed: glibc 2.33
+# and later fstat() with fstatat(fd, "", AT_EMPTY_PATH), lstat("") fails, and what the stack
+# held decides; with -0 as well, about 1 in 18 starts of a glibc program failed with "cannot
+# stat shared object: Operation not permitted" (readlink's -1 returned as -EPERM). And it
+# writes a struct stat over statx()'s struct statx, so `ls -l` of a faked hard link showed
+# garbage. A path lstat cannot see is no faked hard link; statx is left alone, as Termux's
+# proot does (it has the first fault too).
 cat >"$WORK/l2s-fix.patch" <<'EOF'
 --- a/src/extension/link2symlink/link2symlink.c
 +++ b/src/extension/link2symlink/link2symlink.c
@@ -359,15 +364,7 @@ cat >"$WORK/l2s-fix.patch" <<'EOF'
  		if (strncmp(name, PREFIX, strlen(PREFIX)) == 0) {
  			if (S_ISLNK(statl.st_mode)) {
 EOF
-PATCH_ARGS=(-d "$SRC" -p1 --fuzz=0 --no-backup-if-mismatch -i "$WORK/l2s-fix.patch")
-L2S_FIX=no
-if patch --dry-run -s "${PATCH_ARGS[@]}" >/dev/null 2>&1; then
-	patch -s "${PATCH_ARGS[@]}"
-	L2S_FIX=yes
-	log "applied local fix: link2symlink's stat handler (failed lstat, statx)"
-else
-	log "local link2symlink fix does not apply to $VERSION; building Debian's source as is"
-fi
+L2S_FIX=$(apply_fix "$WORK/l2s-fix.patch" "link2symlink's stat handler (failed lstat, statx)")
 
 # ------------------------------------------------------------ build
 # Same as debian/rules (dh --sourcedirectory=src; dh_auto_build -- V=1 proot
