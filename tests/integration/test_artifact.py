@@ -26,7 +26,18 @@ from .connection.test_connection import PROOT_OPTIONS, Topology
 GALAXY = yaml.safe_load(open(os.path.join(TOP, "galaxy.yml"), encoding="utf-8"))
 TARBALL_NAME = f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
 # What the artifact must never carry (build_ignore in galaxy.yml), and what it must carry.
-KEPT_OUT = ("tests/", "bench/", "scripts/", "build/", "extensions/", "requirements/", ".venv/", ".ci/", "collections/")
+KEPT_OUT = (
+    "tests/",
+    "bench/",
+    "scripts/",
+    "build/",
+    "extensions/",
+    "requirements/",
+    "ee/",
+    ".venv/",
+    ".ci/",
+    "collections/",
+)
 KEPT_OUT_NAMES = ("__pycache__", ".pyc", ".pytest_cache", ".ruff_cache", ".git/", "ansible.cfg")
 REQUIRED = (
     "MANIFEST.json",
@@ -40,6 +51,10 @@ REQUIRED = (
     "plugins/connection/volt.py",
     "plugins/inventory/volt_containers.py",
     "plugins/plugin_utils/_container_hosts.py",
+    # What an execution environment's build reads from the installed collection.
+    "meta/execution-environment.yml",
+    "requirements.txt",
+    "bindep.txt",
 )
 DEMO_PORT = 8080  # playbooks/inventory/demo.yml publishes it
 
