@@ -201,7 +201,7 @@ def recap(output: str) -> dict:
 
 
 def page(url: str) -> str | None:
-    for _ in range(20):
+    for _attempt in range(20):
         try:
             return urllib.request.urlopen(url, timeout=2).read().decode()
         except OSError:

@@ -30,7 +30,7 @@ def guest(tree: str, *argv: str, binds: tuple[str, ...] = ()) -> subprocess.Comp
 def test_glibc_programs_start_every_time_with_fake_root_and_link2symlink(fleet):
     tree = debian_tree()
     failures = []
-    for _ in range(STARTS):
+    for _start in range(STARTS):
         result = guest(tree, "/bin/true")
         if result.returncode != 0:
             failures.append(result.stderr.strip())
