@@ -107,7 +107,8 @@ def test_container_ignoring_sigterm_stops_within_timeout(target, converge):
     result = target.volt(state="stopped", **base)
     elapsed = time.monotonic() - begin - overhead
     assert result["actions"] == ["stop"]
-    assert elapsed < 2 + 1, f"stop took {elapsed:.2f}s beyond a module call"
+    # Well under the default stop_timeout (10 s): slack for a loaded machine, not for waiting it out.
+    assert elapsed < 2 + 3, f"stop took {elapsed:.2f}s beyond a module call"
     assert not target.alive(pid) and not any(target.alive(guest) for guest in guests)
 
 

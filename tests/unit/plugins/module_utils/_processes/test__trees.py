@@ -49,7 +49,7 @@ def test_tree_stops_with_sigkill_after_timeout(tmp_path):
     members = _trees.tree(pid, session, started)
     begin = time.monotonic()
     assert _trees.terminate_tree(pid, started, session, 0.5) == "killed"
-    assert 0.5 <= time.monotonic() - begin < 1.5
+    assert 0.5 <= time.monotonic() - begin < 0.5 + 3  # SIGKILL at the timeout; slack for a loaded machine
     assert not any(_trees.is_alive(member, None) for member in members)
 
 
