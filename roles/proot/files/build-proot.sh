@@ -8,6 +8,8 @@
 #   --dest FILE       install the binary at FILE too (atomically; not when it is the same)
 #   --mirror URL      the Debian mirror to download the source from (default:
 #                     $VOLT_DEBIAN_MIRROR, else the one apt is configured with)
+#   --print-mirror    print that mirror (the test fleet and the execution environment
+#                     build their Debian trees from it too) and change nothing
 #   --missing-deps    print the build dependencies that are not installed, one a line
 #   --no-install-deps fail when a build dependency is missing instead of installing it
 #   --check           change nothing; say what a run would do ("would build", "would
@@ -45,9 +47,24 @@ die() {
 }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
+# The first configured repository serving Debian's main archive (not -security, -updates or
+# third-party repositories): --mirror or VOLT_DEBIAN_MIRROR overrides it.
+debian_mirror() {
+	local mirror=${MIRROR_ARG:-${VOLT_DEBIAN_MIRROR-}}
+	if [[ -n $mirror ]]; then
+		printf '%s\n' "${mirror%/}"
+		return
+	fi
+	# shellcheck disable=SC2016 # $(...) is apt's own template syntax, not the shell's
+	apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(TARGET_OF)' |
+		awk '$3 == "deb" && $2 !~ /-(security|updates|backports)$/ && $1 ~ /\/debian\/?$/ {
+			sub(/\/$/, "", $1); print $1; exit }'
+}
+
 SOURCE_DIR=
 DEST=
 MIRROR_ARG=
+PRINT_MIRROR=no
 MISSING_DEPS=no
 INSTALL_DEPS=yes
 CHECK=no
@@ -64,6 +81,7 @@ while (($#)); do
 	--dest=*) DEST=${1#*=} ;;
 	--mirror) MIRROR_ARG=${2:?--mirror needs a URL}; shift ;;
 	--mirror=*) MIRROR_ARG=${1#*=} ;;
+	--print-mirror) PRINT_MIRROR=yes ;;
 	--missing-deps) MISSING_DEPS=yes ;;
 	--no-install-deps) INSTALL_DEPS=no ;;
 	--check) CHECK=yes ;;
@@ -75,6 +93,13 @@ while (($#)); do
 	esac
 	shift
 done
+
+if [[ $PRINT_MIRROR == yes ]]; then
+	mirror=$(debian_mirror)
+	[[ -n $mirror ]] || die "no Debian mirror in apt's sources: give one with --mirror or VOLT_DEBIAN_MIRROR"
+	printf '%s\n' "$mirror" >&3
+	exit 0
+fi
 
 pkg_installed() {
 	[[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
@@ -198,20 +223,6 @@ dde36ef8172998594a9ca9cea0fa58cfc4a612449cbd5e3a35bcc93d9f78a9d0 2167 proot_5.4.
 29248aac2a7ce10c3bd5ee5602742ec33b2532310ff9cf73b79f3c133e5a5f68 225529 proot_5.4.0.orig.tar.gz
 7575d5b605ab1cc0cb529190073e3e9873a97ec356ad45a9422f4736a0aed7a8 5152 proot_5.4.0-3.debian.tar.xz
 SUMS
-
-# The first configured repository serving Debian's main archive (not -security, -updates or
-# third-party repositories): --mirror or VOLT_DEBIAN_MIRROR overrides it.
-debian_mirror() {
-	local mirror=${MIRROR_ARG:-${VOLT_DEBIAN_MIRROR-}}
-	if [[ -n $mirror ]]; then
-		printf '%s\n' "${mirror%/}"
-		return
-	fi
-	# shellcheck disable=SC2016 # $(...) is apt's own template syntax, not the shell's
-	apt-get indextargets --no-release-info --format '$(REPO_URI) $(RELEASE) $(TARGET_OF)' |
-		awk '$3 == "deb" && $2 !~ /-(security|updates|backports)$/ && $1 ~ /\/debian\/?$/ {
-			sub(/\/$/, "", $1); print $1; exit }'
-}
 
 # True when DIR holds every pinned file (the .dsc may be missing) with its pinned size and sha256.
 verified() {
