@@ -144,23 +144,10 @@ def ensure_packages(packages: Mapping[str, str]) -> None:
 
 
 def debian_mirror() -> str:
-    """$VOLT_DEBIAN_MIRROR, else the first configured repository of Debian's main archive (not
-    -security, -updates or -backports, not a third-party repository), as build-proot.sh does."""
-    given = os.environ.get("VOLT_DEBIAN_MIRROR")
-    if given:
-        return given.rstrip("/")
-    out = _run(
-        ["apt-get", "indextargets", "--no-release-info", "--format", "$(REPO_URI) $(RELEASE) $(TARGET_OF)"]
-    ).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) != 3 or parts[2] != "deb":
-            continue
-        uri, release = parts[0].rstrip("/"), parts[1]
-        if release.endswith(("-security", "-updates", "-backports")) or not uri.endswith("/debian"):
-            continue
-        return uri
-    raise RuntimeError("no Debian mirror in apt's sources: set VOLT_DEBIAN_MIRROR")
+    """$VOLT_DEBIAN_MIRROR, else the first configured repository of Debian's main archive: the
+    mirror build-proot.sh downloads proot's source from (its --print-mirror)."""
+    build_proot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "setup", "build-proot.sh")
+    return _run([build_proot, "--print-mirror"]).stdout.strip()
 
 
 def apt_proxy_env() -> dict[str, str]:
